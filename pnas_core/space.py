@@ -203,7 +203,11 @@ class Space:
     max_blocks: int = MAX_BLOCKS
 
     def __post_init__(self) -> None:
-        if not self.ops or any(not 0 <= o < len(OPS) for o in self.ops) or len(set(self.ops)) != len(self.ops):
+        if (
+            not self.ops
+            or any(not 0 <= o < len(OPS) for o in self.ops)
+            or len(set(self.ops)) != len(self.ops)
+        ):
             raise PnasError(f"invalid op id set {self.ops!r}")
         if not 1 <= self.max_blocks <= MAX_BLOCKS:
             raise PnasError(f"max_blocks must be in 1..{MAX_BLOCKS}, got {self.max_blocks}")
@@ -250,7 +254,9 @@ class Space:
         """Return ``cell`` or raise an error naming the op or size outside this space."""
         allowed = set(self.ops)
         if cell.num_blocks > self.max_blocks:
-            raise PnasError(f"cell {cell.text!r} has {cell.num_blocks} blocks; this space allows {self.max_blocks}")
+            raise PnasError(
+                f"cell {cell.text!r} has {cell.num_blocks} blocks; this space allows {self.max_blocks}"
+            )
         for b, bl in enumerate(cell.blocks, start=1):
             for op in (bl.op1, bl.op2):
                 if op not in allowed:
@@ -363,7 +369,9 @@ def tokens_to_texts(tokens: np.ndarray) -> list[str]:
     if tokens.ndim != 2 or tokens.shape[1] % 4 or tokens.shape[1] == 0:
         raise PnasError(f"expected a token array of shape (n, 4·b), got {tokens.shape}")
     n_ops = len(OPS)
-    half_names = np.array([f"{i}:{OPS[o]}" for i in range(MAX_BLOCKS + 1) for o in range(n_ops)], dtype=object)
+    half_names = np.array(
+        [f"{i}:{OPS[o]}" for i in range(MAX_BLOCKS + 1) for o in range(n_ops)], dtype=object
+    )
     parts = []
     for j in range(tokens.shape[1] // 4):
         t = tokens[:, 4 * j : 4 * j + 4].astype(np.int64)
