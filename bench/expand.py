@@ -1,0 +1,52 @@
+"""Expansion speed: all children of 256 random four-block cells, as canonical token arrays.
+
+The issue's target: all 301,056 children in under 2 s on one core. Prints the best of several runs
+(these machines are noisy) and, for comparison in the same run, the per-cell Python path on a few
+parents.
+
+    python bench/expand.py
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+from pnas_core.space import Space, tokens_to_cells, tokens_to_texts
+
+
+def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Smallest wall time of ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    space = Space()
+    parents = space.sample_tokens(4, 256, np.random.default_rng(0))
+    children, _ = space.expand(parents)
+    assert children.shape == (301_056, 20), children.shape
+    t_vec = best_of(lambda: space.expand(parents))
+    t_text = best_of(lambda: tokens_to_texts(children), repeats=2)
+    few = tokens_to_cells(parents[:4])
+    t_loop = best_of(lambda: [space.children(c) for c in few], repeats=2) / 4
+    print(f"children of 256 four-block parents: {len(children):,}")
+    print(f"vectorised expansion (token arrays): {t_vec * 1e3:8.1f} ms   (target < 2000 ms)")
+    print(f"canonical texts of all children:     {t_text * 1e3:8.1f} ms")
+    print(
+        f"per-parent Cell objects (loop path): {t_loop * 1e3:8.1f} ms per parent "
+        f"-> {t_loop * 256:.1f} s for 256 ({t_loop * 256 / t_vec:,.0f}x the vectorised path)"
+    )
+
+
+if __name__ == "__main__":
+    main()
