@@ -1,0 +1,49 @@
+"""Training records (Parquet, written by the training jobs) as predictor fit data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pnas_core.errors import PnasError
+
+REQUIRED_COLUMNS = ("cell", "num_blocks", "val_acc", "status")
+
+
+def read_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Concatenate record files, checking each has the columns the predictors need."""
+    if not paths:
+        raise PnasError("no records files given")
+    frames = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise PnasError(f"records file not found: {path}")
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise PnasError(f"cannot read records file {path}: {exc}") from exc
+        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        if missing:
+            raise PnasError(f"records file {path} lacks column(s) {', '.join(missing)}")
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit_data(records: pd.DataFrame) -> pd.DataFrame:
+    """Rows with status "ok", one per cell (``val_acc`` averaged over repeats), sorted by cell text.
+
+    Columns: cell, num_blocks, val_acc.
+    """
+    ok = records[records["status"] == "ok"]
+    if ok.empty:
+        raise PnasError("no records with status 'ok' to fit on")
+    acc = ok["val_acc"].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(acc)) or acc.min() < 0 or acc.max() > 1:
+        raise PnasError("records have val_acc outside [0, 1] for status 'ok' rows")
+    out = ok.groupby("cell", sort=True).agg(num_blocks=("num_blocks", "first"), val_acc=("val_acc", "mean"))
+    return out.reset_index()

@@ -1,0 +1,141 @@
+"""Shared torch machinery for the neural ensembles: k-fold members, the fitting loop, persistence."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size
+
+MEMBERS_FILE = "members.pt"
+PREDICT_CHUNK = 65536
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fold_train_indices(n: int, k: int, seed: int) -> list[np.ndarray]:
+    """Training rows of each of ``k`` members: all rows but one of k seeded folds (all rows if k == 1)."""
+    if k == 1:
+        return [np.arange(n)]
+    perm = np.random.default_rng(seed).permutation(n)
+    folds = np.array_split(perm, k)
+    return [np.sort(np.concatenate([f for j, f in enumerate(folds) if j != i])) for i in range(k)]
+
+
+def logit(p: float) -> float:
+    """log(p / (1-p)), p clipped to [1e-4, 1-1e-4]."""
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+class TokenModel(nn.Module):
+    """A network mapping token rows (n, 4·b) to accuracies in (0, 1); ``head`` is its last Linear."""
+
+    head: nn.Linear
+
+
+class TorchEnsemble(Predictor):
+    """An ensemble of token models, member i fit on all but fold i of the data (SPEC §4)."""
+
+    def __init__(self, settings=None) -> None:
+        super().__init__(settings)
+        self.members: list[TokenModel] = []
+        self.device = pick_device()
+
+    @abc.abstractmethod
+    def build_model(self) -> TokenModel:
+        """A freshly initialised member network."""
+
+    def fit(self, cells: CellsLike, accuracies: Sequence[float]) -> TorchEnsemble:
+        """Fit every member with Adam and the configured loss; seeded, so repeatable on CPU."""
+        s = self.settings
+        groups = group_by_size(cells)
+        y = check_targets(groups, accuracies)
+        sizes = np.empty(len(y), dtype=np.int64)
+        rows: list[np.ndarray | None] = [None] * len(y)
+        for idx, tokens in groups:
+            sizes[idx] = tokens.shape[1] // 4
+            for i, r in zip(idx, tokens, strict=True):
+                rows[i] = r
+        max_b = int(sizes.max())
+        k = min(s.ensemble_size, len(y)) if s.ensemble_size > 1 else 1
+        self.members = []
+        for member, train_idx in enumerate(fold_train_indices(len(y), k, s.seed)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s.seed * 1009 + member)
+                model = self.build_model().to(self.device)
+                with torch.no_grad():
+                    model.head.bias.fill_(logit(float(y[train_idx].mean())))
+                batches = _size_buckets(train_idx, sizes, rows, y, self.device)
+                _train(model, batches, s.lr_for(max_b), s, seed=s.seed * 1009 + member)
+            model.eval()
+            self.members.append(model)
+        self.meta = {"n_fit": len(y), "max_blocks_fit": max_b, "mean_acc": float(y.mean()), "members": k}
+        return self
+
+    @torch.inference_mode()
+    def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds = np.empty((len(self.members), len(tokens)), np.float32)
+        for start in range(0, len(tokens), PREDICT_CHUNK):
+            t = torch.as_tensor(tokens[start : start + PREDICT_CHUNK], dtype=torch.long, device=self.device)
+            for i, model in enumerate(self.members):
+                preds[i, start : start + len(t)] = model(t).float().cpu().numpy()
+        return preds.mean(axis=0), preds.std(axis=0)
+
+    def _save_state(self, folder: Path) -> None:
+        torch.save(
+            [{k: v.cpu() for k, v in m.state_dict().items()} for m in self.members], folder / MEMBERS_FILE
+        )
+
+    def _load_state(self, folder: Path) -> None:
+        states = torch.load(folder / MEMBERS_FILE, map_location="cpu", weights_only=True)
+        self.members = []
+        for state in states:
+            model = self.build_model()
+            model.load_state_dict(state)
+            self.members.append(model.to(self.device).eval())
+
+
+def _size_buckets(
+    train_idx: np.ndarray,
+    sizes: np.ndarray,
+    rows: list[np.ndarray | None],
+    y: np.ndarray,
+    device: torch.device,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The training rows as one (tokens, targets) tensor pair per cell size."""
+    out = []
+    for b in np.unique(sizes[train_idx]):
+        idx = train_idx[sizes[train_idx] == b]
+        tokens = torch.as_tensor(np.stack([rows[i] for i in idx]), dtype=torch.long, device=device)
+        out.append((tokens, torch.as_tensor(y[idx], dtype=torch.float32, device=device)))
+    return out
+
+
+def _train(
+    model: TokenModel, buckets: list[tuple[torch.Tensor, torch.Tensor]], lr: float, s, seed: int
+) -> None:
+    """Minibatch training; each batch holds cells of one size, batch order shuffled every epoch."""
+    loss_fn = nn.functional.l1_loss if s.loss == "l1" else nn.functional.mse_loss
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=s.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(s.epochs):
+        batches = []
+        for tokens, target in buckets:
+            perm = torch.randperm(len(tokens), generator=gen).to(tokens.device)
+            batches += [(tokens[j], target[j]) for j in perm.split(s.batch_size)]
+        for i in torch.randperm(len(batches), generator=gen).tolist():
+            tokens, target = batches[i]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(tokens), target).backward()
+            opt.step()

@@ -1,0 +1,86 @@
+"""Gradient-boosted baseline (SPEC §4, the user's request): XGBoost on a fixed-length cell encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pnas_core.errors import PnasError
+from pnas_core.space import MAX_BLOCKS, OPS
+from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size, register
+
+MODEL_FILE = "model.json"
+N_INPUTS = MAX_BLOCKS + 1
+BLOCK_WIDTH = 2 * N_INPUTS + 2 * len(OPS)
+"""Per block position: one-hot in1, in2 (inputs 0..MAX_BLOCKS), op1, op2."""
+
+
+def encode(tokens: np.ndarray, max_blocks: int) -> np.ndarray:
+    """Fixed-length float32 features of equal-size token rows (n, 4·b), padded with zeros to
+    ``max_blocks`` blocks: per position one-hot (in1, in2, op1, op2), then op counts, then b."""
+    n, length = tokens.shape
+    b = length // 4
+    if b > max_blocks:
+        raise PnasError(f"the xgb predictor encodes cells of at most {max_blocks} blocks, got {b}")
+    out = np.zeros((n, max_blocks * BLOCK_WIDTH + len(OPS) + 1), np.float32)
+    rows = np.arange(n)
+    offsets = (0, N_INPUTS, 2 * N_INPUTS, 2 * N_INPUTS + len(OPS))
+    t = tokens.astype(np.int64)
+    for j in range(b):
+        for k, off in enumerate(offsets):
+            out[rows, j * BLOCK_WIDTH + off + t[:, 4 * j + k]] = 1.0
+    counts = max_blocks * BLOCK_WIDTH
+    for k in (2, 3):
+        np.add.at(out, (np.repeat(rows, b), counts + t[:, k::4].ravel()), 1.0)
+    out[:, -1] = b
+    return out
+
+
+@register("xgb")
+class XGBPredictor(Predictor):
+    """One XGBRegressor (std is 0); fixed thread count and seed make it repeatable."""
+
+    def __init__(self, settings=None) -> None:
+        super().__init__(settings)
+        self.model = None
+
+    def _regressor(self, base_score: float | None = None):
+        from xgboost import XGBRegressor
+
+        params = dict(self.settings.xgb)
+        return XGBRegressor(
+            **params,
+            tree_method="hist",
+            random_state=self.settings.seed,
+            base_score=base_score,
+            objective="reg:absoluteerror" if self.settings.loss == "l1" else "reg:squarederror",
+        )
+
+    def fit(self, cells: CellsLike, accuracies: Sequence[float]) -> XGBPredictor:
+        """Fit the regressor, its base score set to the mean accuracy."""
+        groups = group_by_size(cells)
+        y = check_targets(groups, accuracies)
+        x = np.empty((len(y), self._width()), np.float32)
+        for idx, tokens in groups:
+            x[idx] = encode(tokens, self.settings.max_blocks)
+        self.model = self._regressor(float(y.mean()))
+        self.model.fit(x, y)
+        max_b = max(t.shape[1] // 4 for _, t in groups)
+        self.meta = {"n_fit": len(y), "max_blocks_fit": max_b, "mean_acc": float(y.mean()), "members": 1}
+        return self
+
+    def _width(self) -> int:
+        return self.settings.max_blocks * BLOCK_WIDTH + len(OPS) + 1
+
+    def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pred = self.model.predict(encode(tokens, self.settings.max_blocks)).astype(np.float32)
+        return np.clip(pred, 0.0, 1.0), np.zeros(len(tokens), np.float32)
+
+    def _save_state(self, folder: Path) -> None:
+        self.model.save_model(folder / MODEL_FILE)
+
+    def _load_state(self, folder: Path) -> None:
+        self.model = self._regressor()
+        self.model.load_model(folder / MODEL_FILE)
