@@ -1,0 +1,80 @@
+"""Content-addressed cache of training records, one small JSON file per training run.
+
+The key is the SHA-256 of (cell id, settings hash, dataset fingerprint, seed); the entry lives at
+``<dir>/<first 2 hex of key>/<key>.json`` and is written atomically the moment a candidate finishes,
+so a killed shard loses at most the candidate in flight. An entry that cannot be parsed, is not a
+complete record or belongs to another key is reported (``warnings.warn``), ignored and overwritten by
+the retrained record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pnas_core.atomic import write_json
+from pnas_core.errors import PnasError
+from pnas_core.records import RECORD_KEY, check_record
+
+DEFAULT_CACHE_DIR = "results/cache"
+
+
+class CorruptCacheEntry(UserWarning):
+    """A cache entry that could not be used; it is ignored and retrained."""
+
+
+def cache_key(cell_id: str, settings_hash: str, dataset: str, seed: int) -> str:
+    """The 64-hex key of one training run."""
+    text = json.dumps([cell_id, settings_hash, dataset, int(seed)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ResultCache:
+    """Training records on disk under ``root``, addressed by :func:`cache_key`."""
+
+    def __init__(self, root: str | os.PathLike[str] = DEFAULT_CACHE_DIR) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise PnasError(f"cache dir {self.root} exists and is not a folder")
+
+    def path(self, key: str) -> Path:
+        """File of ``key``."""
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> dict[str, Any] | None:
+        """The cached record of this run, or None (missing or corrupt; corrupt entries warn)."""
+        key = cache_key(cell_id, settings_hash, dataset, seed)
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            record = entry["record"]
+            check_record(record)
+            if entry.get("key") != key:
+                raise PnasError(f"entry key {entry.get('key')!r} does not match its file name")
+            want = dict(zip(RECORD_KEY, (cell_id, settings_hash, dataset, int(seed)), strict=True))
+            got = {k: record[k] for k in RECORD_KEY}
+            if got != want:
+                raise PnasError(f"entry is for {got}, not {want}")
+        except (OSError, ValueError, KeyError, TypeError, PnasError) as exc:
+            warnings.warn(
+                f"ignoring corrupt cache entry {path} ({type(exc).__name__}: {exc}); retraining",
+                CorruptCacheEntry,
+                stacklevel=2,
+            )
+            return None
+        return record
+
+    def put(self, record: Mapping[str, Any]) -> Path:
+        """Store ``record`` atomically under its key; returns the file written."""
+        check_record(record)
+        key = cache_key(*(record[k] for k in RECORD_KEY))
+        path = self.path(key)
+        write_json(path, {"key": key, "record": dict(record)})
+        return path

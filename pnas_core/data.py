@@ -1,0 +1,315 @@
+"""Datasets as whole uint8 tensors with fixed, seeded, stratified splits, and batch-wise augmentation.
+
+Every dataset gives three disjoint splits held in memory as ``uint8`` tensors of shape (N, C, H, W)
+plus ``int64`` labels: ``train`` (the search trains on it), ``val`` (the search scores on it) and
+``test`` (the search never touches it). Splits depend only on the data and ``split_seed``.
+
+Supported datasets (:data:`DATASETS`):
+
+- ``digits``: scikit-learn's ``load_digits`` (1,797 real 8x8 grey digits, shipped with scikit-learn).
+  Pixel values 0..16 are scaled to 0..255. Test = ``test_fraction`` (default 20%) of all images, val =
+  ``val_fraction`` of the rest, both stratified by class. Horizontal flips are off (they change a
+  digit's meaning).
+- ``cifar10``: the python pickles of CIFAR-10 under ``<root>/cifar-10-batches-py/`` (``data_batch_1..5``,
+  ``test_batch``), read directly; ``download=True`` fetches and md5-checks them through torchvision
+  first. Val = ``val_fraction`` (default 10%: the paper's 45,000/5,000) of the 50,000 training images,
+  stratified; test = the official 10,000 test images.
+- ``imagefolder``: ``<root>/train/<class>/*.png|jpg`` plus optional ``<root>/val/...`` and
+  ``<root>/test/...`` with the same class folders; a missing val (test) split is split off the
+  training images by ``val_fraction`` (``test_fraction``), stratified. Images are read as RGB.
+
+``image_size`` resizes every split to a square size (bilinear); ``None`` keeps the native size.
+The :attr:`DataSplits.fingerprint` (name, shape, split sizes and a content hash of every array) goes
+into every training record and cache key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pnas_core.errors import PnasError
+
+DATASETS = ("digits", "cifar10", "imagefolder")
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_FILE = "test_batch"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Three disjoint splits of one dataset, uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    allow_flip: bool
+    fingerprint: str
+    """``name-CxHxW-train/val/test-hash``: identifies the exact arrays the search sees."""
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of every image."""
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """Number of train, val and test images."""
+        return len(self.train_y), len(self.val_y), len(self.test_y)
+
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training images, in 0..255 units (float32, shape (C,))."""
+        x = self.train_x.to(torch.float64)
+        mean = x.mean(dim=(0, 2, 3))
+        std = x.std(dim=(0, 2, 3)).clamp_min(1.0)
+        return mean.to(torch.float32), std.to(torch.float32)
+
+
+def fingerprint_arrays(name: str, arrays: list[torch.Tensor]) -> str:
+    """``name-CxHxW-ntrain/nval/ntest-hash`` of (train_x, train_y, val_x, val_y, test_x, test_y)."""
+    h = hashlib.sha256()
+    for t in arrays:
+        arr = np.ascontiguousarray(t.cpu().numpy())
+        h.update(str((arr.dtype.str, arr.shape)).encode())
+        h.update(arr.tobytes())
+    c, hh, w = arrays[0].shape[1:]
+    sizes = "/".join(str(len(t)) for t in arrays[1::2])
+    return f"{name}-{c}x{hh}x{w}-{sizes}-{h.hexdigest()[:16]}"
+
+
+def load_dataset(
+    name: str,
+    root: str | Path = "data",
+    image_size: int | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    download: bool = False,
+) -> DataSplits:
+    """Load ``name`` (one of :data:`DATASETS`) with its fixed splits; see the module docstring.
+
+    Results are memoised per argument tuple, so a shard that trains many candidates loads once.
+    """
+    key = (name, str(root), image_size, float(val_fraction), float(test_fraction), int(split_seed), download)
+    if key not in _LOADED:
+        _LOADED.clear()  # keep at most one dataset in memory
+        _LOADED[key] = _load(name, Path(root), image_size, val_fraction, test_fraction, split_seed, download)
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple, DataSplits] = {}
+
+
+def _load(
+    name: str,
+    root: Path,
+    image_size: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    download: bool,
+) -> DataSplits:
+    if name not in DATASETS:
+        raise PnasError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    for key, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < frac < 1.0:
+            raise PnasError(f"{key} must be in (0, 1), got {frac}")
+    if image_size is not None and image_size < 4:
+        raise PnasError(f"image_size must be at least 4 (or null for native size), got {image_size}")
+    if name == "digits":
+        x, y = _digits_arrays()
+        rest, test = stratified_split(y, test_fraction, split_seed)
+        train, val = stratified_split(y[rest], val_fraction, split_seed + 1)
+        parts = (x[rest][train], y[rest][train], x[rest][val], y[rest][val], x[test], y[test])
+        allow_flip, num_classes = False, 10
+    elif name == "cifar10":
+        x, y, tx, ty = _cifar10_arrays(root, download)
+        train, val = stratified_split(y, val_fraction, split_seed)
+        parts = (x[train], y[train], x[val], y[val], tx, ty)
+        allow_flip, num_classes = True, 10
+    else:
+        num_classes, parts = _imagefolder_arrays(root, image_size, val_fraction, test_fraction, split_seed)
+        allow_flip = True
+    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in parts]
+    if image_size is not None:
+        for i in (0, 2, 4):
+            tensors[i] = resize_uint8(tensors[i], image_size)
+    fingerprint = fingerprint_arrays(name, tensors)
+    return DataSplits(name, *tensors, num_classes=num_classes, allow_flip=allow_flip, fingerprint=fingerprint)
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` with about ``fraction`` of each class held out, both sorted."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    try:
+        keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=y)
+    except ValueError as exc:
+        raise PnasError(
+            f"cannot split {len(y)} images into a stratified {fraction:g} fraction: {exc}"
+        ) from exc
+    return np.sort(keep), np.sort(held)
+
+
+def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of uint8 images (N, C, H, W) to (N, C, size, size), rounded back to uint8."""
+    if tuple(x.shape[2:]) == (size, size) or len(x) == 0:
+        return x
+    out = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
+    return x, d.target.astype(np.int64)
+
+
+def _cifar10_arrays(root: Path, download: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    folder = root / CIFAR_FOLDER
+    if download:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(root), train=True, download=True)
+        except Exception as exc:
+            raise PnasError(f"could not download CIFAR-10 into {root}: {exc}") from exc
+    expected = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
+    missing = [f for f in expected if not (folder / f).is_file()]
+    if missing:
+        raise PnasError(
+            f"CIFAR-10 not found or incomplete: folder {folder} lacks {', '.join(missing)} (expected "
+            f"{CIFAR_FOLDER}/data_batch_1..5 and test_batch, the python version of CIFAR-10; set "
+            f"data_root to the folder holding {CIFAR_FOLDER}, or download=true)"
+        )
+    xs, ys = zip(*(_read_cifar_batch(folder / f) for f in CIFAR_TRAIN_FILES), strict=True)
+    tx, ty = _read_cifar_batch(folder / CIFAR_TEST_FILE)
+    return np.concatenate(xs), np.concatenate(ys), tx, ty
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry["labels"], dtype=np.int64)
+    except Exception as exc:
+        raise PnasError(f"corrupt CIFAR-10 batch file {path}: {type(exc).__name__}: {exc}") from exc
+    if len(data) != len(labels) or (len(labels) and not 0 <= labels.min() <= labels.max() < 10):
+        raise PnasError(f"corrupt CIFAR-10 batch file {path}: {len(data)} images but {len(labels)} labels")
+    return data, labels
+
+
+def _imagefolder_arrays(
+    root: Path, image_size: int | None, val_fraction: float, test_fraction: float, split_seed: int
+) -> tuple[int, tuple[np.ndarray, ...]]:
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        raise PnasError(
+            f"imagefolder dataset: {train_dir} not found (expected {root}/train/<class>/*.png|jpg)"
+        )
+    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise PnasError(f"imagefolder dataset: {train_dir} needs at least two class folders, found {classes}")
+    x, y = _read_image_split(train_dir, classes, image_size)
+    loaded = {}
+    for split in ("val", "test"):
+        if (root / split).is_dir():
+            loaded[split] = _read_image_split(root / split, classes, image_size)
+    if "test" not in loaded:
+        keep, held = stratified_split(y, test_fraction, split_seed)
+        loaded["test"] = (x[held], y[held])
+        x, y = x[keep], y[keep]
+    if "val" not in loaded:
+        keep, held = stratified_split(y, val_fraction, split_seed + 1)
+        loaded["val"] = (x[held], y[held])
+        x, y = x[keep], y[keep]
+    shapes = {a.shape[1:] for a in (x, loaded["val"][0], loaded["test"][0]) if len(a)}
+    if len(shapes) > 1:
+        raise PnasError(f"imagefolder dataset {root}: splits have different image sizes {sorted(shapes)}")
+    return len(classes), (x, y, *loaded["val"], *loaded["test"])
+
+
+def _read_image_split(
+    folder: Path, classes: list[str], image_size: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    extra = sorted(set(found) - set(classes))
+    if extra:
+        raise PnasError(f"imagefolder dataset: {folder} has class folders {extra} not in the train split")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for path in sorted((folder / cls).iterdir()) if (folder / cls).is_dir() else []:
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    if image_size is not None:
+                        im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                    arr = np.asarray(im, dtype=np.uint8)
+            except Exception as exc:
+                raise PnasError(f"imagefolder dataset: cannot read image {path}: {exc}") from exc
+            images.append(arr.transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise PnasError(f"imagefolder dataset: no .png/.jpg images under {folder}")
+    sizes = {a.shape for a in images}
+    if len(sizes) > 1:
+        raise PnasError(
+            f"imagefolder dataset: images under {folder} differ in size {sorted(sizes)[:3]}; set image_size"
+        )
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- batch pipeline
+
+
+def crop_padding(image_size: int) -> int:
+    """Padding for random crops: 4 pixels at 32x32 (the usual CIFAR setting), scaled with size, >= 1."""
+    return max(1, round(image_size / 8))
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int, flip: bool) -> torch.Tensor:
+    """Random crop with zero padding and (if ``flip``) random horizontal flip of a uint8 batch.
+
+    Vectorised over the batch (no per-sample Python loop); runs on ``x``'s device; deterministic
+    for a given generator state. Returns a new uint8 tensor of the same shape.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    if padding > 0:
+        padded = F.pad(x, (padding, padding, padding, padding))
+        shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=dev)
+        rows = (shifts[0][:, None] + torch.arange(h, device=dev))[:, None, :, None]
+        cols = (shifts[1][:, None] + torch.arange(w, device=dev))[:, None, None, :]
+        batch = torch.arange(n, device=dev)[:, None, None, None]
+        chan = torch.arange(x.shape[1], device=dev)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    if flip:
+        mask = torch.rand(n, generator=generator, device=dev) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) → float32 standardised with per-channel ``mean`` and ``std`` (0..255 units)."""
+    return (x.float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
