@@ -1,0 +1,132 @@
+"""Search efficiency (the paper's Figure 5): best and mean-of-top-k validation accuracy so far
+against the number of models trained, PNAS against random search, PNAS level boundaries marked."""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pnas_core.errors import PnasError
+from pnas_core.figures.inputs import ok_accuracy
+from pnas_core.figures.style import METHOD_COLORS, METHOD_LABELS, new_figure
+
+
+def best_so_far(acc: np.ndarray) -> np.ndarray:
+    """Running maximum of ``acc``, skipping NaN (failed runs); NaN until the first finite value."""
+    filled = np.where(np.isnan(acc), -np.inf, acc)
+    run = np.maximum.accumulate(filled) if len(acc) else filled
+    return np.where(np.isneginf(run), np.nan, run)
+
+
+def top_k_mean_so_far(acc: np.ndarray, k: int) -> np.ndarray:
+    """Mean of the k best finite values among ``acc[:i+1]``; NaN until k finite values are seen."""
+    if k < 1:
+        raise PnasError(f"top-k needs k >= 1, got {k}")
+    heap: list[float] = []
+    out = np.full(len(acc), np.nan)
+    for i, a in enumerate(acc):
+        if not np.isnan(a):
+            if len(heap) < k:
+                heapq.heappush(heap, float(a))
+            elif a > heap[0]:
+                heapq.heapreplace(heap, float(a))
+        if len(heap) == k:
+            out[i] = sum(sorted(heap)) / k
+    return out
+
+
+def efficiency_table(pnas: pd.DataFrame, random: pd.DataFrame | None, top_k: int = 5) -> pd.DataFrame:
+    """Per method and model trained: ``val_acc`` (NaN if not ok), ``best_so_far``, ``top{k}_mean_so_far``.
+
+    Columns: ``method`` (PNAS | random), ``models_trained``, ``level`` (PNAS only), ``num_blocks``,
+    ``cell``, ``status``, ``val_acc``, ``best_so_far``, ``top_k_mean_so_far``.
+    """
+    frames = []
+    for method, df in (("PNAS", pnas), ("random", random)):
+        if df is None:
+            continue
+        acc = ok_accuracy(df).to_numpy()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "method": method,
+                    "models_trained": df["models_trained"].to_numpy(),
+                    "level": df["level"].to_numpy() if "level" in df else pd.NA,
+                    "num_blocks": df["num_blocks"].to_numpy(),
+                    "cell": df["cell"].to_numpy(),
+                    "status": df["status"].to_numpy(),
+                    "val_acc": acc,
+                    "best_so_far": best_so_far(acc),
+                    "top_k_mean_so_far": top_k_mean_so_far(acc, top_k),
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table["level"] = table["level"].astype("Int64")
+    return table
+
+
+def level_boundaries(pnas: pd.DataFrame) -> list[tuple[int, int, int]]:
+    """``(level, first, last)`` models_trained of each PNAS level, in order."""
+    g = pnas.groupby("level", sort=True)["models_trained"]
+    return [(int(lv), int(lo), int(hi)) for (lv, lo), hi in zip(g.min().items(), g.max(), strict=True)]
+
+
+def efficiency_figure(table: pd.DataFrame, pnas: pd.DataFrame, top_k: int) -> Figure:
+    """Two panels: best-so-far and mean-of-top-k-so-far accuracy vs models trained."""
+    fig = new_figure(8.4, 3.6)
+    axes = fig.subplots(1, 2, sharex=True)
+    columns = (
+        ("best_so_far", "best validation accuracy so far"),
+        ("top_k_mean_so_far", f"mean of the top {top_k} validation accuracies so far"),
+    )
+    bounds = level_boundaries(pnas)
+    for ax, (column, title) in zip(axes, columns, strict=True):
+        for method, part in table.groupby("method", sort=False):
+            n_ok = int(part["val_acc"].notna().sum())
+            ax.step(
+                part["models_trained"],
+                part[column],
+                where="post",
+                color=METHOD_COLORS[method],
+                label=f"{METHOD_LABELS[method]} ({len(part)} models, {n_ok} ok)",
+            )
+        for _level, first, _last in bounds[1:]:
+            ax.axvline(first - 0.5, color="grey", linestyle=":", linewidth=0.9)
+        ax.set_title(title, pad=14)
+        ax.set_xlabel("number of models trained")
+        ax.set_ylabel("validation accuracy")
+        _label_levels(ax, bounds)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    fig.suptitle(f"Search efficiency: {_settings_text(bounds)}; dotted lines: PNAS level boundaries")
+    return fig
+
+
+def _settings_text(bounds: list[tuple[int, int, int]]) -> str:
+    """``PNAS with B = 5 levels, 136 + 4 x 64 models`` from the level spans."""
+    sizes = [last - first + 1 for _, first, last in bounds]
+    if len(sizes) > 2 and len(set(sizes[1:])) == 1:
+        counts = f"{sizes[0]} + {len(sizes) - 1} × {sizes[1]}"
+    else:
+        counts = " + ".join(str(n) for n in sizes)
+    return f"PNAS over b = 1..{bounds[-1][0]} blocks ({counts} models)"
+
+
+def _label_levels(ax, bounds: list[tuple[int, int, int]]) -> None:
+    """Write ``b=<level>`` at the top of each PNAS level's span (axes-fraction y, data x)."""
+    transform = ax.get_xaxis_transform()
+    for level, first, last in bounds:
+        ax.text(
+            (first + last) / 2,
+            1.0,
+            f"b={level}",
+            transform=transform,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="grey",
+        )

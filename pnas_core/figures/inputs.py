@@ -1,0 +1,95 @@
+"""Checked readers of the cached results the figures are drawn from.
+
+Every problem (missing file, unreadable Parquet, missing column, empty table) is a
+:class:`PnasError` naming the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from pnas_core.errors import PnasError
+
+SUMMARY_COLUMNS = (
+    "level",
+    "models_trained",
+    "cell",
+    "num_blocks",
+    "val_acc",
+    "params",
+    "mult_adds",
+    "status",
+)
+RANDOM_TRAINED_COLUMNS = ("cell", "num_blocks", "val_acc", "params", "mult_adds", "status")
+RANDOM_CANDIDATE_COLUMNS = ("cell", "rank")
+QUALITY_COLUMNS = ("b", "predictor", "split", "repeat", "rho", "n_train")
+
+
+def read_table(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFrame:
+    """Read a Parquet file and check that it has ``columns`` and at least one row."""
+    path = Path(path)
+    if not path.is_file():
+        raise PnasError(f"{what} file {path} does not exist")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise PnasError(f"{what} file {path} is not a readable Parquet file: {exc}") from exc
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise PnasError(f"{what} file {path} lacks column(s) {', '.join(missing)}")
+    if df.empty:
+        raise PnasError(f"{what} file {path} has no rows")
+    return df
+
+
+def read_summary(path: str | Path) -> pd.DataFrame:
+    """The PNAS search summary, in training order (sorted by ``models_trained``)."""
+    df = read_table(path, "summary", SUMMARY_COLUMNS)
+    return df.sort_values("models_trained", kind="stable").reset_index(drop=True)
+
+
+def read_random(trained: str | Path, candidates: str | Path) -> pd.DataFrame:
+    """Random-search training records in sample order, with ``models_trained`` (1-based) added.
+
+    The order is the ``rank`` of each cell in ``candidates``; every trained cell must be a candidate.
+    Candidates not (yet) trained are left out.
+    """
+    rec = read_table(trained, "random-search records", RANDOM_TRAINED_COLUMNS)
+    cand = read_table(candidates, "random-search candidates", RANDOM_CANDIDATE_COLUMNS)
+    if cand["cell"].duplicated().any():
+        dup = cand.loc[cand["cell"].duplicated(), "cell"].iloc[0]
+        raise PnasError(f"random-search candidates file {candidates} lists cell {dup!r} twice")
+    unknown = sorted(set(rec["cell"]) - set(cand["cell"]))
+    if unknown:
+        raise PnasError(
+            f"random-search records {trained} hold {len(unknown)} cell(s) not in {candidates}, e.g. {unknown[0]!r}"
+        )
+    rec = rec.drop_duplicates("cell", keep="first")
+    df = rec.merge(cand[["cell", "rank"]], on="cell", how="left", validate="one_to_one")
+    df = df.sort_values(["rank", "cell"], kind="stable").reset_index(drop=True)
+    df.insert(0, "models_trained", range(1, len(df) + 1))
+    return df
+
+
+def read_quality(path: str | Path) -> pd.DataFrame:
+    """The long-format predictor-quality table of ``pnas eval-surrogate``."""
+    return read_table(path, "predictor-quality", QUALITY_COLUMNS)
+
+
+def read_cell_text(path: str | Path) -> str:
+    """The cell text on the first line of ``best_cell.txt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PnasError(f"best-cell file {path} does not exist")
+    lines = path.read_text().splitlines()
+    if not lines or not lines[0].strip():
+        raise PnasError(f"best-cell file {path} has no cell text on its first line")
+    return lines[0].strip()
+
+
+def ok_accuracy(df: pd.DataFrame) -> pd.Series:
+    """Validation accuracy as float, NaN where the training did not end with status ``ok``."""
+    return df["val_acc"].astype("float64").where(df["status"] == "ok")

@@ -1,0 +1,89 @@
+"""Predictor quality (the paper's Table 1 as a figure): Spearman rho by cell size b, per split,
+for each predictor, with the spread over repeats as error bars."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pnas_core.errors import PnasError
+from pnas_core.figures.style import PREDICTOR_COLORS, PREDICTOR_LABELS, PREDICTORS, new_figure
+
+SPLIT_ORDER = ("train", "held-out b", "b+1")
+SPLIT_TITLES = {
+    "train": "cells it was fit on (size b)",
+    "held-out b": "held-out cells of size b",
+    "b+1": "cells one block larger (size b+1)",
+}
+
+
+def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (ddof=1; 0 for one repeat) of rho per b, predictor and split.
+
+    Columns: ``b``, ``predictor``, ``split``, ``rho_mean``, ``rho_std``, ``repeats``, ``n_train``
+    (mean number of fitted cells). Rows are ordered by split, predictor, b.
+    """
+    unknown = sorted(set(quality["predictor"]) - set(PREDICTORS))
+    if unknown:
+        raise PnasError(
+            f"predictor-quality table names unknown predictor(s) {unknown} (known: {list(PREDICTORS)})"
+        )
+    g = quality.groupby(["b", "predictor", "split"], sort=False)
+    table = g.agg(
+        rho_mean=("rho", "mean"),
+        rho_std=("rho", "std"),
+        repeats=("rho", "size"),
+        n_train=("n_train", "mean"),
+    ).reset_index()
+    table["rho_std"] = table["rho_std"].fillna(0.0)
+    table["_split"] = table["split"].map(_split_key)
+    table["_pred"] = table["predictor"].map(PREDICTORS.index)
+    table = table.sort_values(["_split", "split", "_pred", "b"], kind="stable")
+    return table.drop(columns=["_split", "_pred"]).reset_index(drop=True)
+
+
+def _split_key(split: str) -> int:
+    return SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+
+
+def quality_figure(table: pd.DataFrame) -> Figure:
+    """One panel per split: mean rho against b for each predictor, error bars = std over repeats."""
+    splits = list(dict.fromkeys(table["split"]))
+    fig = new_figure(3.4 * len(splits) + 0.6, 3.4)
+    axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
+    bs = sorted(table["b"].unique())
+    offsets = {p: (i - 1.5) * 0.07 for i, p in enumerate(PREDICTORS)}
+    for ax, split in zip(axes, splits, strict=True):
+        part = table[table["split"] == split]
+        for pred in PREDICTORS:
+            rows = part[part["predictor"] == pred]
+            if rows.empty:
+                continue
+            ax.errorbar(
+                rows["b"] + offsets[pred],
+                rows["rho_mean"],
+                yerr=rows["rho_std"],
+                color=PREDICTOR_COLORS[pred],
+                label=PREDICTOR_LABELS[pred],
+                marker="o",
+                markersize=4,
+                capsize=3,
+                linestyle="--" if pred == "mean" else "-",
+            )
+        repeats = sorted(part["repeats"].unique())
+        reps = f"{repeats[0]}" if len(repeats) == 1 else f"{repeats[0]}–{repeats[-1]}"
+        ax.set_title(f"Spearman ρ on {SPLIT_TITLES.get(split, split)}\n(mean ± std over {reps} repeats)")
+        ax.set_xlabel("b, blocks of the cells the predictor was fit on")
+        ax.set_xticks(bs, [_tick(part, b) for b in bs])
+        ax.axhline(0.0, color="black", linewidth=0.6)
+    axes[0].set_ylabel("Spearman rank correlation ρ")
+    axes[0].set_ylim(min(-0.1, float((table["rho_mean"] - table["rho_std"]).min()) - 0.05), 1.0)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    return fig
+
+
+def _tick(part: pd.DataFrame, b: int) -> str:
+    """``b`` and, when every predictor was fit on the same number of cells, that number."""
+    n = part.loc[part["b"] == b, "n_train"].unique()
+    return f"{b}\n(fit on {n[0]:.0f})" if len(n) == 1 else f"{b}"
