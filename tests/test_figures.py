@@ -6,14 +6,18 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy.stats import spearmanr
 
 from pnas_core.cli import main
 from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
+from pnas_core.quality import QUALITY_SCHEMA
 from pnas_core.space import OPS, PNASNET5, Space, cell_id, parse, tokens_to_texts
 
 OP_COST = {name: cost for name, cost in zip(OPS, (3, 5, 7, 6, 0, 0, 0, 4), strict=True)}
@@ -55,7 +59,7 @@ def _fake_train(texts: list[str], rng: np.random.Generator) -> pd.DataFrame:
 
 def make_inputs(
     root: Path, ops: tuple[str, ...], max_blocks: int, beam: int, n_random: int, seed: int = 0
-) -> dict[str, Path]:
+) -> dict[str, Any]:
     """Write summary, random-search records and candidates, a quality table and best_cell.txt."""
     rng = np.random.default_rng(seed)
     space = Space.from_names(ops, max_blocks)
@@ -101,28 +105,33 @@ def make_inputs(
     cand.to_parquet(paths["random_candidates"], index=False)
     _fake_train(texts, rng).sample(frac=1.0, random_state=1).to_parquet(paths["random_trained"], index=False)
 
-    rows = []
+    quality_files = []
     for b in range(1, max_blocks):
+        rows = []
         for pred, base in (("rnn", 0.6), ("mlp", 0.55), ("xgb", 0.4), ("mean", 0.62)):
-            for split, drop in (("train", 0.0), ("b+1", 0.2)):
+            for split, drop in (("train", 0.0), ("next", 0.2)):
                 for repeat in range(3):
+                    rho = base - drop + rng.normal(0, 0.05)
                     rows.append(
                         {
-                            "b": b,
                             "predictor": pred,
-                            "split": split,
+                            "blocks": b,
                             "repeat": repeat,
-                            "rho": base - drop + rng.normal(0, 0.05),
+                            "split": split,
+                            "rho": np.nan if (b, pred, repeat) == (1, "xgb", 2) else rho,
                             "n_train": 40,
+                            "n_eval": 12,
                         }
                     )
-    pd.DataFrame(rows).to_parquet(paths["quality"], index=False)
+        quality_files.append(root / f"quality_b{b}.parquet")
+        pq.write_table(pa.Table.from_pylist(rows, schema=QUALITY_SCHEMA), quality_files[-1])
+    paths["quality"] = quality_files
     paths["best"] = root / "best_cell.txt"
     paths["best"].write_text(f"{PNASNET5}\n# level 5, val_acc 0.9\n")
     return paths
 
 
-def cli_args(kind: str, paths: dict[str, Path], out: Path) -> list[str]:
+def cli_args(kind: str, paths: dict[str, Any], out: Path) -> list[str]:
     """The ``pnas figures`` argument list of one kind."""
     random = [
         "--random-trained",
@@ -132,7 +141,7 @@ def cli_args(kind: str, paths: dict[str, Path], out: Path) -> list[str]:
     ]
     summary = ["--summary", str(paths["summary"])]
     extra = {
-        "quality": ["--quality", str(paths["quality"])],
+        "quality": ["--quality", *map(str, paths["quality"])],
         "efficiency": [*summary, *random],
         "predictions": summary,
         "distribution": [*summary, *random],
@@ -143,12 +152,12 @@ def cli_args(kind: str, paths: dict[str, Path], out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return make_inputs(tmp_path_factory.mktemp("inputs"), ("sep3x3", "max3x3", "identity"), 3, 12, 30)
 
 
 @pytest.fixture(scope="module")
-def drawn(inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def drawn(inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Every figure drawn twice: in this process and in a fresh interpreter."""
     first, second = tmp_path_factory.mktemp("first"), tmp_path_factory.mktemp("second")
     for kind in KINDS:
@@ -170,7 +179,7 @@ def test_every_figure_written_and_byte_stable(drawn: tuple[Path, Path]) -> None:
     assert not list(first.glob(".*.tmp"))
 
 
-def test_efficiency_csv_matches_independent_curves(inputs: dict[str, Path], drawn: tuple[Path, Path]) -> None:
+def test_efficiency_csv_matches_independent_curves(inputs: dict[str, Any], drawn: tuple[Path, Path]) -> None:
     table = pd.read_csv(drawn[0] / "search_efficiency.csv")
     summary = pd.read_parquet(inputs["summary"])
     pnas = table[table["method"] == "PNAS"]
@@ -194,7 +203,7 @@ def test_efficiency_csv_matches_independent_curves(inputs: dict[str, Path], draw
     assert rand["models_trained"].tolist() == list(range(1, len(order) + 1))
 
 
-def test_predictions_csv_rho_matches_scipy(inputs: dict[str, Path], drawn: tuple[Path, Path]) -> None:
+def test_predictions_csv_rho_matches_scipy(inputs: dict[str, Any], drawn: tuple[Path, Path]) -> None:
     table = pd.read_csv(drawn[0] / "predicted_vs_true.csv")
     summary = pd.read_parquet(inputs["summary"])
     # score equals pred_mean in the fixture, so it is drawn once, as the selection score
@@ -212,7 +221,7 @@ def test_predictions_csv_rho_matches_scipy(inputs: dict[str, Path], drawn: tuple
     assert checked == 8
 
 
-def test_distribution_csv_matches_numpy(inputs: dict[str, Path], drawn: tuple[Path, Path]) -> None:
+def test_distribution_csv_matches_numpy(inputs: dict[str, Any], drawn: tuple[Path, Path]) -> None:
     table = pd.read_csv(drawn[0] / "accuracy_by_size.csv").set_index(["method", "num_blocks"])
     summary = pd.read_parquet(inputs["summary"])
     for b, part in summary.groupby("num_blocks"):
@@ -234,20 +243,29 @@ def test_pareto_front_matches_brute_force(drawn: tuple[Path, Path]) -> None:
             assert part["on_front"].iloc[i] == (not dominated)
 
 
-def test_quality_csv_is_mean_and_std_over_repeats(inputs: dict[str, Path], drawn: tuple[Path, Path]) -> None:
+def test_quality_csv_is_mean_and_std_over_repeats(inputs: dict[str, Any], drawn: tuple[Path, Path]) -> None:
     table = pd.read_csv(drawn[0] / "predictor_quality.csv")
-    quality = pd.read_parquet(inputs["quality"])
-    assert len(table) == len(quality.groupby(["b", "predictor", "split"]))
+    quality = pd.concat([pd.read_parquet(p) for p in inputs["quality"]], ignore_index=True)
+    assert len(table) == len(quality.groupby(["blocks", "predictor", "split"]))
+    assert table["split"].drop_duplicates().tolist() == ["train", "next"]
     for row in table.itertuples():
         rho = quality.loc[
-            (quality["b"] == row.b)
+            (quality["blocks"] == row.blocks)
             & (quality["predictor"] == row.predictor)
             & (quality["split"] == row.split),
             "rho",
-        ]
-        assert row.rho_mean == pytest.approx(rho.mean(), abs=1e-12)
+        ].dropna()
+        assert row.rho_mean == pytest.approx(np.mean(rho), abs=1e-12)
         assert row.rho_std == pytest.approx(np.std(rho, ddof=1), abs=1e-12)
-        assert row.repeats == 3
+        assert row.repeats == len(rho) == (2 if (row.blocks, row.predictor) == (1, "xgb") else 3)
+
+
+def test_quality_row_given_twice_is_an_error(
+    inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = str(inputs["quality"][0])
+    assert main(["figures", "quality", "--quality", first, first, "--out-dir", str(tmp_path)]) == 2
+    assert f"appears more than once, in {first}" in capsys.readouterr().err
 
 
 def test_cell_csv_lists_every_half(drawn: tuple[Path, Path]) -> None:
@@ -258,7 +276,7 @@ def test_cell_csv_lists_every_half(drawn: tuple[Path, Path]) -> None:
     assert table.groupby("block")["depth"].first().tolist() == [1, 1, 1, 2, 1]
 
 
-def test_missing_predictor_columns_are_skipped(inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_predictor_columns_are_skipped(inputs: dict[str, Any], tmp_path: Path) -> None:
     summary = pd.read_parquet(inputs["summary"]).drop(columns=["pred_xgb", "std_xgb", "pred_mean", "score"])
     summary.to_parquet(tmp_path / "summary.parquet")
     assert (
@@ -291,7 +309,10 @@ def test_running_curves_skip_failed_runs() -> None:
             ["figures", "predictions", "--summary", "{tmp}/nope.parquet"],
             "summary file {tmp}/nope.parquet does not exist",
         ),
-        (["figures", "quality", "--quality", "{tmp}/bad.parquet"], "lacks column(s) predictor, split"),
+        (
+            ["figures", "quality", "--quality", "{tmp}/bad.parquet"],
+            "lacks column(s) predictor, blocks, split, n_eval",
+        ),
         (
             ["figures", "pareto", "--summary", "{summary}", "--random-trained", "{summary}"],
             "give both or neither",
@@ -304,7 +325,7 @@ def test_running_curves_skip_failed_runs() -> None:
     ],
 )
 def test_bad_input_is_one_line_error(
-    argv: list[str], message: str, inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pd.DataFrame({"b": [1], "repeat": [0], "rho": [0.5], "n_train": [3]}).to_parquet(tmp_path / "bad.parquet")
     fill = {"tmp": str(tmp_path), "summary": str(inputs["summary"])}

@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = _kind(
         kinds, "quality", "predictor quality: Spearman rho by b on the fitted size and on b+1 (Table 1)"
     )
-    q.add_argument("--quality", required=True, help="long-format Parquet of 'pnas eval-surrogate'")
+    q.add_argument(
+        "--quality", nargs="+", required=True, help="Parquet file(s) of 'pnas eval-surrogate', e.g. one per b"
+    )
     q.set_defaults(func=run_quality)
 
     e = _kind(

@@ -6,7 +6,7 @@ Every problem (missing file, unreadable Parquet, missing column, empty table) is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +25,8 @@ SUMMARY_COLUMNS = (
 )
 RANDOM_TRAINED_COLUMNS = ("cell", "num_blocks", "val_acc", "params", "mult_adds", "status")
 RANDOM_CANDIDATE_COLUMNS = ("cell", "rank")
-QUALITY_COLUMNS = ("b", "predictor", "split", "repeat", "rho", "n_train")
+QUALITY_COLUMNS = ("predictor", "blocks", "repeat", "split", "rho", "n_train", "n_eval")
+"""Columns of ``pnas eval-surrogate`` output (``pnas_core.quality.QUALITY_SCHEMA``)."""
 
 
 def read_table(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFrame:
@@ -74,9 +75,23 @@ def read_random(trained: str | Path, candidates: str | Path) -> pd.DataFrame:
     return df
 
 
-def read_quality(path: str | Path) -> pd.DataFrame:
-    """The long-format predictor-quality table of ``pnas eval-surrogate``."""
-    return read_table(path, "predictor-quality", QUALITY_COLUMNS)
+def read_quality(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """The predictor-quality rows of ``pnas eval-surrogate`` files (typically one per b), concatenated.
+
+    A (predictor, blocks, repeat, split) row given twice is an error naming both files' key.
+    """
+    frames = [read_table(p, "predictor-quality", QUALITY_COLUMNS).assign(_file=str(p)) for p in paths]
+    df = pd.concat(frames, ignore_index=True)
+    key = ["predictor", "blocks", "repeat", "split"]
+    dup = df[df.duplicated(key, keep=False)]
+    if not dup.empty:
+        first = dup.iloc[0]
+        files = sorted(set(dup.loc[(dup[key] == first[key]).all(axis=1), "_file"]))
+        raise PnasError(
+            f"predictor-quality row (predictor {first['predictor']}, b={first['blocks']}, repeat {first['repeat']}, "
+            f"split {first['split']}) appears more than once, in {', '.join(files)}"
+        )
+    return df.drop(columns="_file")
 
 
 def read_cell_text(path: str | Path) -> str:

@@ -9,36 +9,40 @@ from matplotlib.figure import Figure
 from pnas_core.errors import PnasError
 from pnas_core.figures.style import PREDICTOR_COLORS, PREDICTOR_LABELS, PREDICTORS, new_figure
 
-SPLIT_ORDER = ("train", "held-out b", "b+1")
+SPLIT_ORDER = ("train", "heldout", "next")
 SPLIT_TITLES = {
-    "train": "cells it was fit on (size b)",
-    "held-out b": "held-out cells of size b",
-    "b+1": "cells one block larger (size b+1)",
+    "train": "the cells it was fit on (size b)",
+    "heldout": "held-out cells of size b",
+    "next": "cells one block larger (size b+1)",
 }
+"""The splits of ``pnas eval-surrogate``, in panel order."""
 
 
 def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation (ddof=1; 0 for one repeat) of rho per b, predictor and split.
 
-    Columns: ``b``, ``predictor``, ``split``, ``rho_mean``, ``rho_std``, ``repeats``, ``n_train``
-    (mean number of fitted cells). Rows are ordered by split, predictor, b.
+    Undefined rho (NaN: constant predictions or too few cells) is left out of the mean and std.
+    Columns: ``blocks`` (b, the size fitted on), ``predictor``, ``split``, ``rho_mean``, ``rho_std``,
+    ``repeats`` (repeats with a defined rho), ``n_train`` and ``n_eval`` (mean cells fitted and ranked).
+    Rows are ordered by split, predictor, b.
     """
     unknown = sorted(set(quality["predictor"]) - set(PREDICTORS))
     if unknown:
         raise PnasError(
             f"predictor-quality table names unknown predictor(s) {unknown} (known: {list(PREDICTORS)})"
         )
-    g = quality.groupby(["b", "predictor", "split"], sort=False)
+    g = quality.groupby(["blocks", "predictor", "split"], sort=False)
     table = g.agg(
         rho_mean=("rho", "mean"),
         rho_std=("rho", "std"),
-        repeats=("rho", "size"),
+        repeats=("rho", "count"),
         n_train=("n_train", "mean"),
+        n_eval=("n_eval", "mean"),
     ).reset_index()
-    table["rho_std"] = table["rho_std"].fillna(0.0)
+    table.loc[table["repeats"] == 1, "rho_std"] = 0.0
     table["_split"] = table["split"].map(_split_key)
     table["_pred"] = table["predictor"].map(PREDICTORS.index)
-    table = table.sort_values(["_split", "split", "_pred", "b"], kind="stable")
+    table = table.sort_values(["_split", "split", "_pred", "blocks"], kind="stable")
     return table.drop(columns=["_split", "_pred"]).reset_index(drop=True)
 
 
@@ -51,7 +55,7 @@ def quality_figure(table: pd.DataFrame) -> Figure:
     splits = list(dict.fromkeys(table["split"]))
     fig = new_figure(3.4 * len(splits) + 0.6, 3.4)
     axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
-    bs = sorted(table["b"].unique())
+    bs = sorted(table["blocks"].unique())
     offsets = {p: (i - 1.5) * 0.07 for i, p in enumerate(PREDICTORS)}
     for ax, split in zip(axes, splits, strict=True):
         part = table[table["split"] == split]
@@ -60,7 +64,7 @@ def quality_figure(table: pd.DataFrame) -> Figure:
             if rows.empty:
                 continue
             ax.errorbar(
-                rows["b"] + offsets[pred],
+                rows["blocks"] + offsets[pred],
                 rows["rho_mean"],
                 yerr=rows["rho_std"],
                 color=PREDICTOR_COLORS[pred],
@@ -85,5 +89,5 @@ def quality_figure(table: pd.DataFrame) -> Figure:
 
 def _tick(part: pd.DataFrame, b: int) -> str:
     """``b`` and, when every predictor was fit on the same number of cells, that number."""
-    n = part.loc[part["b"] == b, "n_train"].unique()
+    n = part.loc[part["blocks"] == b, "n_train"].unique()
     return f"{b}\n(fit on {n[0]:.0f})" if len(n) == 1 else f"{b}"
