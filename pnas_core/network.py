@@ -261,7 +261,7 @@ class PNASNetwork(nn.Module):
 
 
 def build_network(cell: Cell, settings: NetworkSettings) -> PNASNetwork:
-    """The network of ``cell`` under ``settings`` (on CPU, float32, training mode)."""
+    """The network of ``cell`` under ``settings`` (float32 on the default device, in training mode)."""
     if not isinstance(cell, Cell):
         raise PnasError(f"build_network needs a Cell, got {type(cell).__name__} (parse cell text first)")
     return PNASNetwork(cell, settings)

@@ -145,9 +145,8 @@ def make_op(op: int, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
         return ActConvBn(c_in, c_out, 1, stride)
     if name in ("avg3x3", "max3x3"):
         return Pool(name[:3], c_in, c_out, stride)
-    if name == "dil3x3":
-        return ActConvBn(c_in, c_out, 3, stride, dilation=2)
-    raise AssertionError(f"op {name!r} has no module")  # unreachable: OPS is fixed
+    assert name == "dil3x3", f"op {name!r} has no module"
+    return ActConvBn(c_in, c_out, 3, stride, dilation=2)
 
 
 def drop_path(x: Tensor, drop_prob: float, training: bool) -> Tensor:
