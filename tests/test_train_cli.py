@@ -1,0 +1,167 @@
+"""``pnas train`` and ``pnas merge-records``: shards, the cache, kill-and-resume, merging, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from pnas_core.cli import main
+from pnas_core.records import read_metadata, read_records, write_records
+
+# tiny settings: a candidate trains in well under a second on one core
+TINY = {
+    "dataset": "digits",
+    "val_fraction": 0.2,
+    "cells_per_stack": 1,
+    "filters": 4,
+    "epochs": 1,
+    "batch_size": 64,
+    "lr": 0.05,
+    "device": "cpu",
+}
+CELLS = ["1:avg3x3,0:identity", "0:max3x3,1:identity", "0:avg3x3,0:max3x3", "1:identity,1:max3x3"]
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> dict[str, Path]:
+    torch.set_num_threads(1)
+    pd.DataFrame({"cell": CELLS, "parent": range(len(CELLS))}).to_parquet(tmp_path / "cands.parquet")
+    (tmp_path / "settings.json").write_text(json.dumps(TINY))
+    return {
+        "candidates": tmp_path / "cands.parquet",
+        "settings": tmp_path / "settings.json",
+        "cache": tmp_path / "cache",
+        "dir": tmp_path,
+    }
+
+
+def _train_args(job: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--candidates",
+        str(job["candidates"]),
+        "--settings",
+        str(job["settings"]),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(job["cache"]),
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _counts(stderr: str) -> tuple[int, int]:
+    """(trained, cached) log lines."""
+    return len(re.findall(r"\] trained ", stderr)), len(re.findall(r"\] cached ", stderr))
+
+
+def _cache_files(cache: Path) -> list[Path]:
+    return sorted(cache.glob("*/*.json")) if cache.exists() else []
+
+
+def test_shards_merge_and_cache(job: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    outs = [job["dir"] / f"shard{i}.parquet" for i in range(2)]
+    for i, out in enumerate(outs):
+        assert main(_train_args(job, out, "--shard", str(i), "--num-shards", "2")) == 0
+    assert _counts(capsys.readouterr().err) == (4, 0)
+    shard0 = read_records(outs[0])
+    # rows i, i+S, ...; cells canonicalised
+    assert shard0["cell"].tolist() == ["0:identity,1:avg3x3", "0:avg3x3,0:max3x3"]
+    meta = read_metadata(outs[0])
+    assert json.loads(meta["settings"])["filters"] == 4 and meta["shard"] == "0" and meta["version"]
+    assert len(_cache_files(job["cache"])) == 4
+
+    merged = job["dir"] / "merged.parquet"
+    assert main(["merge-records", "--out", str(merged), *map(str, reversed(outs))]) == 0
+    df = read_records(merged)
+    assert df["cell"].tolist() == sorted(df["cell"])
+    assert len(df) == 4 and set(df["status"]) == {"ok"}
+    assert "shard" not in read_metadata(merged) and "settings" in read_metadata(merged)
+
+    # a rerun of the whole table trains nothing and reproduces the same records
+    again = job["dir"] / "all.parquet"
+    assert main(_train_args(job, again)) == 0
+    assert _counts(capsys.readouterr().err) == (0, 4)
+    pd.testing.assert_frame_equal(
+        read_records(again).sort_values("cell", ignore_index=True), df, check_like=False
+    )
+
+
+def test_corrupt_cache_entry_is_retrained_with_warning(
+    job: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = job["dir"] / "out.parquet"
+    assert main(_train_args(job, out)) == 0
+    first = read_records(out)
+    capsys.readouterr()
+    victim = _cache_files(job["cache"])[0]
+    victim.write_text('{"key": "cut off')
+    assert main(_train_args(job, out)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: ignoring corrupt cache entry {victim}" in err
+    assert _counts(err) == (1, 3)
+    assert json.loads(victim.read_text())["record"]["status"] == "ok"  # rewritten
+    # deterministic: the retrained candidate has the same accuracy as before
+    pd.testing.assert_series_equal(read_records(out)["val_acc"], first["val_acc"])
+
+
+def test_kill_and_resume_retrains_only_unfinished(job: dict[str, Path]) -> None:
+    out = job["dir"] / "out.parquet"
+    cmd = [sys.executable, "-m", "pnas_core", *_train_args(job, out)]
+    env = {**os.environ, "PNAS_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not _cache_files(job["cache"]) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(_cache_files(job["cache"]))
+    assert 1 <= done < len(CELLS), "kill the job after its first candidate, before the last"
+    assert not out.exists()
+    assert not list(job["cache"].glob("*/.*.tmp"))  # no half-written entries left behind
+
+    rerun = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, check=True)
+    assert _counts(rerun.stderr) == (len(CELLS) - done, done)
+    assert len(read_records(out)) == len(CELLS)
+
+
+def test_user_errors_exit_2_with_one_line(job: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = job["dir"] / "out.parquet"
+    (job["dir"] / "bad.json").write_text(json.dumps({**TINY, "epochz": 1}))
+    assert main([*_train_args(job, out)[:4], str(job["dir"] / "bad.json"), *_train_args(job, out)[5:]]) == 2
+    assert "'epochz'" in capsys.readouterr().err
+    pd.DataFrame({"cells": CELLS}).to_parquet(job["dir"] / "nocell.parquet")
+    args = _train_args(job, out)
+    args[2] = str(job["dir"] / "nocell.parquet")
+    assert main(args) == 2
+    assert "has no 'cell' column" in capsys.readouterr().err
+    pd.DataFrame({"cell": ["0:sep3x3,0:bogus"]}).to_parquet(job["dir"] / "badcell.parquet")
+    args[2] = str(job["dir"] / "badcell.parquet")
+    assert main(args) == 2
+    assert re.search(r"badcell.parquet, row 0: block 1 .*unknown op 'bogus'", capsys.readouterr().err)
+    assert main([*_train_args(job, out), "--shard", "2", "--num-shards", "2"]) == 2
+    assert "--shard must be in 0..1" in capsys.readouterr().err
+    pd.DataFrame({"cell": ["x"]}).to_parquet(job["dir"] / "notrecords.parquet")
+    assert main(["merge-records", "--out", str(out), str(job["dir"] / "notrecords.parquet")]) == 2
+    assert "notrecords.parquet does not have the training-record schema" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_empty_shard_writes_an_empty_table(job: dict[str, Path]) -> None:
+    out = job["dir"] / "empty.parquet"
+    assert main([*_train_args(job, out), "--shard", "7", "--num-shards", "8"]) == 0
+    assert len(read_records(out)) == 0
+    write_records(job["dir"] / "copy.parquet", read_records(out))
