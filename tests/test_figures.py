@@ -322,6 +322,10 @@ def test_running_curves_skip_failed_runs() -> None:
         ),
         (["figures", "cell", "--cell", "0:sep3x3,1:bogus"], "unknown op 'bogus'"),
         (
+            ["figures", "predictions", "--summary", "{tmp}/level1.parquet"],
+            "summary {tmp}/level1.parquet holds no predictions",
+        ),
+        (
             ["figures", "cell", "--best-cell", "{tmp}/none.txt"],
             "best-cell file {tmp}/none.txt does not exist",
         ),
@@ -331,6 +335,8 @@ def test_bad_input_is_one_line_error(
     argv: list[str], message: str, inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pd.DataFrame({"b": [1], "repeat": [0], "rho": [0.5], "n_train": [3]}).to_parquet(tmp_path / "bad.parquet")
+    summary = pd.read_parquet(inputs["summary"])
+    summary[summary["level"] == 1].to_parquet(tmp_path / "level1.parquet")
     fill = {"tmp": str(tmp_path), "summary": str(inputs["summary"])}
     argv = [a.format(**fill) for a in argv]
     assert main([*argv, "--out-dir", str(tmp_path / "out")]) == 2

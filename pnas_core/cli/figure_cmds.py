@@ -134,7 +134,7 @@ def run_predictions(args: argparse.Namespace) -> int:
     from pnas_core.figures.style import figure_style
 
     summary, _ = _read_inputs(args)
-    table = predictions_table(summary)
+    table = predictions_table(summary, f"summary {args.summary}")
     with figure_style():
         return _save(predictions_figure(table, selection_label(summary)), args, table)
 

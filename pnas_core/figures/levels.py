@@ -64,16 +64,17 @@ def selection_label(summary: pd.DataFrame) -> str:
     return PREDICTOR_LABELS["score"]
 
 
-def predictions_table(summary: pd.DataFrame) -> pd.DataFrame:
+def predictions_table(summary: pd.DataFrame, source: str = "the summary") -> pd.DataFrame:
     """Long table of every prediction made before training, for trained cells with status ``ok``.
 
     Columns: ``level``, ``models_trained``, ``cell``, ``predictor`` (score | rnn | mlp | xgb | mean),
     ``predicted``, ``predicted_std`` (ensemble spread, NaN if none), ``val_acc``, and per
     (level, predictor) ``n_cells`` and ``spearman_rho`` of predicted against true accuracy.
+    ``source`` names the summary in the error raised when it holds no predictions.
     """
     sources = prediction_sources(summary)
     if not sources:
-        raise PnasError("the summary holds no predictions (columns score / pred_*) at any level >= 2")
+        raise PnasError(f"{source} holds no predictions (columns score / pred_*) at any level >= 2")
     ok = summary[(summary["level"] >= 2) & (summary["status"] == "ok")]
     frames = []
     for name, col in sources.items():
