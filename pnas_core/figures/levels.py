@@ -111,7 +111,7 @@ def predictions_figure(table: pd.DataFrame, score_label: str) -> Figure:
     """Grid of scatter plots: one row per predictor, one column per level >= 2; rho in each title."""
     predictors = list(dict.fromkeys(table["predictor"]))
     levels = sorted(table["level"].unique())
-    fig = new_figure(2.5 * len(levels) + 0.8, 2.4 * len(predictors) + 0.4)
+    fig = new_figure(max(2.5 * len(levels) + 0.8, 5.6), 2.4 * len(predictors) + 0.5)
     axes = fig.subplots(len(predictors), len(levels), squeeze=False)
     for j, level in enumerate(levels):
         at_level = table[table["level"] == level]
@@ -144,7 +144,7 @@ def predictions_figure(table: pd.DataFrame, score_label: str) -> Figure:
             if j == 0:
                 ax.set_ylabel(f"{label}\npredicted accuracy")
     fig.suptitle(
-        "Accuracy predicted before training vs. accuracy after training, trained cells of each level\n"
+        "Accuracy predicted before training vs. true accuracy of the trained cells\n"
         "(axes shared within a level; dashed: y = x)"
     )
     return fig
