@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "cell_cmds",
     "train_cmds",
     "surrogate_cmds",
+    "summary_cmds",
+    "figure_cmds",
 )
 
 

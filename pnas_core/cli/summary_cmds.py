@@ -1,0 +1,26 @@
+"""``pnas summarize``: the search summary and the best cell."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``summarize``."""
+    p = sub.add_parser("summarize", help="join every level's candidates and records; write the best cell")
+    p.add_argument("--candidates", nargs="+", required=True, help="level1..B candidates.parquet, in order")
+    p.add_argument("--trained", nargs="+", required=True, help="level1..B trained.parquet, in order")
+    p.add_argument("--out", required=True, help="summary Parquet to write")
+    p.add_argument("--best", required=True, help="best_cell.txt to write")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the summary and print the best cell."""
+    from pnas_core.summary import summarize, write_summary
+
+    summary = summarize(args.candidates, args.trained)
+    best = write_summary(summary, args.out, args.best)
+    print(f"{len(summary)} trained cells over {summary['level'].max()} levels -> {args.out}")
+    print(f"best: {best['cell']} (val_acc {best['val_acc']:.4f})")
+    return 0

@@ -1,0 +1,71 @@
+"""The search summary: every trained cell with its level, accuracy, size and the predictions made
+before it was trained, and the best cell."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pnas_core.atomic import atomic_path, write_text
+from pnas_core.errors import PnasError
+
+
+def _read(path: str | Path, what: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError as exc:
+        raise PnasError(f"{what} file {path} does not exist") from exc
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise PnasError(f"{what} file {path} is not a readable Parquet file: {exc}") from exc
+
+
+def summarize(candidates: Sequence[str | Path], trained: Sequence[str | Path]) -> pd.DataFrame:
+    """Join each level's candidates (rank, parent, predictions) with its training records.
+
+    Rows are ordered by level, then rank: the order in which the search trained them, so
+    ``models_trained`` (1-based) is the x axis of the paper's efficiency plots.
+    """
+    if len(candidates) != len(trained) or not candidates:
+        raise PnasError("summarize needs one candidates file per trained file, level by level")
+    frames = []
+    for level, (cand_path, trained_path) in enumerate(zip(candidates, trained, strict=True), start=1):
+        cand = _read(cand_path, "candidates")
+        rec = _read(trained_path, "trained records")
+        missing = set(cand["cell"]) - set(rec["cell"])
+        if missing:
+            raise PnasError(
+                f"{trained_path} lacks {len(missing)} candidates of {cand_path}, e.g. {sorted(missing)[0]!r}"
+            )
+        rec = rec.drop(
+            columns=[c for c in ("cell_id", "num_blocks") if c in cand.columns and c in rec.columns]
+        )
+        merged = cand.merge(rec, on="cell", how="left", validate="one_to_one")
+        merged.insert(0, "level", level)
+        frames.append(merged.sort_values("rank", kind="stable"))
+    summary = pd.concat(frames, ignore_index=True)
+    summary.insert(1, "models_trained", range(1, len(summary) + 1))
+    return summary
+
+
+def best_row(summary: pd.DataFrame) -> pd.Series:
+    """The best trained cell: highest validation accuracy; ties go to fewer parameters, then text."""
+    ok = summary[summary["status"] == "ok"]
+    if ok.empty:
+        raise PnasError("no candidate trained successfully: every status is 'diverged' or 'failed'")
+    return ok.sort_values(["val_acc", "params", "cell"], ascending=[False, True, True], kind="stable").iloc[0]
+
+
+def write_summary(summary: pd.DataFrame, out: str | Path, best_out: str | Path) -> pd.Series:
+    """Write the summary Parquet and ``best_cell.txt`` (cell text on line 1, facts below), atomically."""
+    with atomic_path(out) as tmp:
+        summary.to_parquet(tmp, index=False)
+    best = best_row(summary)
+    write_text(
+        best_out,
+        f"{best['cell']}\n"
+        f"# level {best['level']}, val_acc {best['val_acc']:.4f}, params {int(best['params']):,}, "
+        f"trained as model {best['models_trained']} of {len(summary)}\n",
+    )
+    return best

@@ -1,0 +1,49 @@
+# Which cells each level trains: all 1-block cells at level 1, then the top K children of the
+# previous level by predicted accuracy.
+
+
+rule enumerate_level1:
+    output:
+        candidates=f"{RESULTS}/level1/candidates.parquet",
+    params:
+        ops=" ".join(OPS),
+        code=SPACE_CODE,
+    log:
+        f"{RESULTS}/logs/level1/enumerate.log",
+    shell:
+        "pnas enumerate --ops {params.ops} --out {output.candidates} > {log} 2>&1"
+
+
+rule expand_score:
+    input:
+        parents=lambda wc: f"{level_dir(int(wc.level) - 1)}/candidates.parquet",
+        surrogate=lambda wc: f"{level_dir(int(wc.level) - 1)}/surrogate",
+    output:
+        scored=f"{RESULTS}/level{{level}}/scored.parquet",
+    params:
+        ops=" ".join(OPS),
+        code=SURROGATE_CODE,
+    log:
+        f"{RESULTS}/logs/level{{level}}/expand_score.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/level{{level}}/expand_score.tsv"
+    shell:
+        "pnas expand-score --parents {input.parents} --surrogate {input.surrogate} --ops {params.ops}"
+        " --out {output.scored} > {log} 2>&1"
+
+
+rule select_top_k:
+    input:
+        scored=f"{RESULTS}/level{{level}}/scored.parquet",
+    output:
+        candidates=f"{RESULTS}/level{{level}}/candidates.parquet",
+    wildcard_constraints:
+        level=r"[2-9]",
+    params:
+        k=K,
+        by=config["search"]["select_by"],
+        code=SURROGATE_CODE,
+    log:
+        f"{RESULTS}/logs/level{{level}}/select.log",
+    shell:
+        "pnas select --scored {input.scored} --k {params.k} --by {params.by} --out {output.candidates} > {log} 2>&1"

@@ -1,0 +1,88 @@
+# Helpers shared by every rule: config validation, paths, code hashes, resources.
+# Parse-time work stays cheap (no Parquet reads, no torch): every SLURM job re-parses this file.
+import hashlib
+import importlib.util
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+NAME = config["name"]
+B = config["search"]["max_blocks"]
+K = config["search"]["beam_size"]
+SHARDS = config["search"]["train_shards"]
+OPS = config["search"]["ops"]
+LEVELS = list(range(1, B + 1))
+CACHE_DIR = config["cache_dir"]
+RESULTS = f"results/{NAME}"
+USE_GPU = config["train"].get("device", "auto") == "cuda"
+
+
+wildcard_constraints:
+    name=re.escape(NAME),
+    level=r"\d+",
+    shard=r"\d+",
+    stage=r"level\d+",
+
+
+def fail(message):
+    """Stop before any job runs with a message naming the problem."""
+    raise WorkflowError(f"pnas config: {message}")
+
+
+if len(set(OPS)) != len(OPS):
+    fail(f"search.ops lists an op twice: {OPS}")
+if config["dataset"] == "cifar10":
+    if not config.get("data_root"):
+        fail("dataset 'cifar10' needs data_root (e.g. --config data_root=/data/cifar10)")
+    batches = Path(config["data_root"]) / "cifar-10-batches-py"
+    expected = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [f for f in expected if not (batches / f).is_file()]
+    if missing:
+        fail(f"data_root {config['data_root']!r}: CIFAR-10 not found, missing {batches}/{missing[0]} (expected {', '.join(expected)}; torchvision's python-version layout)")
+elif config["dataset"] == "imagefolder":
+    if not config.get("data_root") or not (Path(config["data_root"]) / "train").is_dir():
+        fail(f"dataset 'imagefolder' needs data_root with a train/ folder, got {config.get('data_root')!r}")
+
+
+def _package_dir():
+    spec = importlib.util.find_spec("pnas_core")
+    if spec is None or not spec.submodule_search_locations:
+        fail("the pnas package is not installed (pip install -e .)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def code_hash(*parts):
+    """Hash of the named pnas_core modules or sub-packages: a rule whose output depends on that
+    code puts it in params, so editing the code reruns the rule (Snakemake cannot see package edits)."""
+    root = _package_dir()
+    digest = hashlib.sha256()
+    for part in parts:
+        path = root / part
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+SPACE_CODE = code_hash("space.py")
+TRAIN_CODE = code_hash("space.py", "network.py", "ops.py", "data.py", "train.py", "records.py", "cache.py", "devices.py")
+SURROGATE_CODE = code_hash("space.py", "surrogate", "beam.py")
+SUMMARY_CODE = code_hash("summary.py", "records.py")
+
+
+def level_dir(level):
+    return f"{RESULTS}/level{level}"
+
+
+def trained_upto(level):
+    """Trained records of levels 1..level: what the surrogate of that level is fit on."""
+    return [f"{level_dir(b)}/trained.parquet" for b in range(1, int(level) + 1)]
+
+
+def search_outputs():
+    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/best_cell.txt"]

@@ -1,0 +1,29 @@
+# The settings each stage runs with, as files: a changed key rewrites only the file it belongs to,
+# so only the stages that read that file rerun.
+
+
+rule train_settings:
+    output:
+        f"{RESULTS}/settings/train.json",
+    params:
+        settings={
+            **config["train"],
+            "dataset": config["dataset"],
+            **({"data_root": config["data_root"]} if config.get("data_root") else {}),
+            "seed": config["seed"],
+        },
+    log:
+        f"{RESULTS}/logs/train_settings.log",
+    script:
+        "../scripts/write_json.py"
+
+
+rule surrogate_settings:
+    output:
+        f"{RESULTS}/settings/surrogate.json",
+    params:
+        settings={**config["surrogate"], "max_blocks": B, "seed": config["seed"]},
+    log:
+        f"{RESULTS}/logs/surrogate_settings.log",
+    script:
+        "../scripts/write_json.py"

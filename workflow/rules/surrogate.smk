@@ -1,0 +1,20 @@
+# Fit every predictor on all records trained so far (levels 1..b).
+
+
+rule fit_surrogate:
+    input:
+        records=lambda wc: trained_upto(wc.level),
+        settings=f"{RESULTS}/settings/surrogate.json",
+    output:
+        surrogate=directory(f"{RESULTS}/level{{level}}/surrogate"),
+    params:
+        predictors=" ".join(config["search"]["predictors"]),
+        code=SURROGATE_CODE,
+    threads: 2
+    log:
+        f"{RESULTS}/logs/level{{level}}/fit_surrogate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
+    shell:
+        "pnas fit-surrogate --records {input.records} --predictors {params.predictors}"
+        " --settings {input.settings} --out {output.surrogate} > {log} 2>&1"
