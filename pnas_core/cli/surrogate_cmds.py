@@ -1,7 +1,169 @@
-"""Placeholder: filled in by its issue."""
+"""Beam-step and predictor commands: ``enumerate``, ``sample``, ``fit-surrogate``, ``expand-score``,
+``select``, ``eval-surrogate``. Heavy imports happen inside the command functions."""
+
+from __future__ import annotations
 
 import argparse
 
+from pnas_core.space import MAX_BLOCKS, OPS, Space
+
+PREDICTOR_NAMES = ("rnn", "mlp", "xgb")
+SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
+
+
+def _ops(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ops", nargs="+", default=None, metavar="OP", help=f"op subset (default all: {' '.join(OPS)})"
+    )
+
+
+def _settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settings", default=None, help="surrogate settings, JSON or YAML (default: built-in)"
+    )
+
+
+def _predictors(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--predictors",
+        nargs="+",
+        default=list(PREDICTOR_NAMES),
+        choices=PREDICTOR_NAMES,
+        metavar="P",
+        help=f"predictor families (default: {' '.join(PREDICTOR_NAMES)})",
+    )
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Nothing registered yet."""
+    """Add the beam-step and predictor commands."""
+    p = sub.add_parser("enumerate", help="all 1-block cells as a candidates table")
+    _ops(p)
+    p.add_argument("--out", required=True, help="candidates Parquet to write")
+    p.set_defaults(func=run_enumerate)
+
+    p = sub.add_parser("sample", help="N distinct cells drawn uniformly (random-search baseline)")
+    p.add_argument("--blocks", type=int, required=True, help=f"cell size b (1..{MAX_BLOCKS})")
+    p.add_argument("--n", type=int, required=True, help="number of distinct cells")
+    p.add_argument("--seed", type=int, default=0)
+    _ops(p)
+    p.add_argument("--out", required=True, help="candidates Parquet to write")
+    p.set_defaults(func=run_sample)
+
+    p = sub.add_parser("fit-surrogate", help="fit predictors on all ok training records")
+    p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
+    _predictors(p)
+    _settings(p)
+    p.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    p.set_defaults(func=run_fit)
+
+    p = sub.add_parser("expand-score", help="score every child of the parent cells")
+    p.add_argument("--parents", required=True, help="candidates Parquet of the parent level")
+    p.add_argument("--surrogate", required=True, help="folder written by fit-surrogate")
+    _ops(p)
+    p.add_argument("--out", required=True, help="scored Parquet to write")
+    p.set_defaults(func=run_expand_score)
+
+    p = sub.add_parser("select", help="top K children by predicted accuracy")
+    p.add_argument("--scored", required=True, help="scored Parquet from expand-score")
+    p.add_argument("--k", type=int, required=True, help="beam width K")
+    p.add_argument("--by", default=SELECT_DEFAULT, help=f"rnn, mlp, xgb or mean (default {SELECT_DEFAULT})")
+    p.add_argument("--out", required=True, help="candidates Parquet to write")
+    p.set_defaults(func=run_select)
+
+    p = sub.add_parser("eval-surrogate", help="predictor quality: Spearman rho on b and b+1 blocks")
+    p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
+    p.add_argument("--blocks", type=int, required=True, help="fit on cells of this size b")
+    _predictors(p)
+    _settings(p)
+    p.add_argument(
+        "--repeats", type=int, default=None, help="Algorithm 2: repeat T times (needs --train-size)"
+    )
+    p.add_argument("--train-size", type=int, default=None, help="cells to fit on (K)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="quality Parquet to write")
+    p.set_defaults(func=run_eval)
+
+
+def _load_settings(path: str | None):
+    from pnas_core.surrogate import SurrogateSettings
+
+    return SurrogateSettings() if path is None else SurrogateSettings.from_file(path)
+
+
+def run_enumerate(args: argparse.Namespace) -> int:
+    """Write all 1-block cells."""
+    from pnas_core import beam
+
+    table = beam.enumerate_level1(Space.from_names(args.ops))
+    beam.write_table(table, args.out)
+    print(f"{table.num_rows} one-block cells -> {args.out}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    """Write N distinct random cells."""
+    from pnas_core import beam
+
+    table = beam.sample_cells(Space.from_names(args.ops), args.blocks, args.n, args.seed)
+    beam.write_table(table, args.out)
+    print(f"{table.num_rows} random {args.blocks}-block cells -> {args.out}")
+    return 0
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Fit and save the predictors."""
+    from pnas_core.surrogate import fit_data, read_records
+    from pnas_core.surrogate.bundle import fit_predictors, save_predictors
+
+    settings = _load_settings(args.settings)
+    data = fit_data(read_records(args.records))
+    save_predictors(fit_predictors(data, args.predictors, settings), args.out)
+    print(f"fit {' '.join(args.predictors)} on {len(data)} cells -> {args.out}")
+    return 0
+
+
+def run_expand_score(args: argparse.Namespace) -> int:
+    """Expand the parents and score all children."""
+    from pnas_core import beam
+    from pnas_core.surrogate.bundle import load_predictors
+
+    space = Space.from_names(args.ops)
+    parents = beam.parent_tokens(beam.read_table(args.parents, "parents"), space)
+    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space)
+    beam.write_table(table, args.out)
+    print(f"{table.num_rows} children of {len(parents)} parents scored -> {args.out}")
+    return 0
+
+
+def run_select(args: argparse.Namespace) -> int:
+    """Keep the top K."""
+    from pnas_core import beam
+
+    table = beam.select(beam.read_table(args.scored, "scored"), args.k, args.by)
+    beam.write_table(table, args.out)
+    print(f"top {table.num_rows} by {args.by} -> {args.out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Measure predictor quality."""
+    import pyarrow as pa
+
+    from pnas_core import quality
+    from pnas_core.beam import write_table
+    from pnas_core.errors import PnasError
+    from pnas_core.surrogate import read_records
+
+    settings = _load_settings(args.settings)
+    records = read_records(args.records)
+    if args.repeats is not None:
+        if args.train_size is None:
+            raise PnasError("--repeats needs --train-size")
+        df = quality.algorithm2(
+            records, args.blocks, args.predictors, settings, args.train_size, args.repeats, args.seed
+        )
+    else:
+        df = quality.evaluate(records, args.blocks, args.predictors, settings, args.train_size, args.seed)
+    write_table(pa.Table.from_pandas(df, schema=quality.QUALITY_SCHEMA, preserve_index=False), args.out)
+    print(df.groupby(["predictor", "split"])["rho"].mean().round(3).to_string())
+    return 0

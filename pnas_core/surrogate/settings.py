@@ -41,7 +41,7 @@ class SurrogateSettings:
     hidden_dim: int = 100
     lr_first: float = 0.01
     lr: float = 0.002
-    epochs: int = 40
+    epochs: int = 20
     batch_size: int = 64
     loss: str = "l1"
     weight_decay: float = 0.0

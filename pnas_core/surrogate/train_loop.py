@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size
+from pnas_core.surrogate.settings import SurrogateSettings
 
 MEMBERS_FILE = "members.pt"
 PREDICT_CHUNK = 65536
@@ -46,7 +48,7 @@ class TokenModel(nn.Module):
 class TorchEnsemble(Predictor):
     """An ensemble of token models, member i fit on all but fold i of the data (SPEC §4)."""
 
-    def __init__(self, settings=None) -> None:
+    def __init__(self, settings: SurrogateSettings | None = None) -> None:
         super().__init__(settings)
         self.members: list[TokenModel] = []
         self.device = pick_device()
@@ -70,7 +72,7 @@ class TorchEnsemble(Predictor):
         k = min(s.ensemble_size, len(y)) if s.ensemble_size > 1 else 1
         self.members = []
         for member, train_idx in enumerate(fold_train_indices(len(y), k, s.seed)):
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), _one_thread():
                 torch.manual_seed(s.seed * 1009 + member)
                 model = self.build_model().to(self.device)
                 with torch.no_grad():
@@ -105,6 +107,18 @@ class TorchEnsemble(Predictor):
             self.members.append(model.to(self.device).eval())
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread: the members are far too small to gain from more (on a loaded
+    2-core machine two threads made fitting 6-10x slower), and results do not depend on the core count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _size_buckets(
     train_idx: np.ndarray,
     sizes: np.ndarray,
@@ -122,7 +136,11 @@ def _size_buckets(
 
 
 def _train(
-    model: TokenModel, buckets: list[tuple[torch.Tensor, torch.Tensor]], lr: float, s, seed: int
+    model: TokenModel,
+    buckets: list[tuple[torch.Tensor, torch.Tensor]],
+    lr: float,
+    s: SurrogateSettings,
+    seed: int,
 ) -> None:
     """Minibatch training; each batch holds cells of one size, batch order shuffled every epoch."""
     loss_fn = nn.functional.l1_loss if s.loss == "l1" else nn.functional.mse_loss

@@ -1,0 +1,82 @@
+"""Benchmark: fit rnn+mlp+xgb on 1,160 synthetic records (paper scale: 136 + 4·256), then expand 256
+random four-block cells into their 301,056 children and score them with all three (5 RNNs, 5 MLPs,
+XGBoost), building the scored table. Prints wall times and the process's peak memory (ru_maxrss).
+
+Targets (2-core CPU): fit <= 60 s, expand+score <= 20 s, peak memory <= 4 GiB.
+Run: python bench/score.py [--parents 256] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pnas_core import beam
+from pnas_core.space import Space
+from pnas_core.surrogate import SurrogateSettings, make_predictor
+
+OP_EFFECT = np.array([0.03, 0.02, 0.01, -0.01, -0.03, -0.02, 0.0, 0.015])
+
+
+def synthetic_accuracy(tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """0.7 + mean op effect per block + the share of blocks reading a block output + noise."""
+    b = tokens.shape[1] // 4
+    ops = OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)
+    deep = (tokens[:, 0::4] >= 2).mean(1) * 0.02
+    return np.clip(0.7 + ops / b + deep + rng.normal(0, 0.005, len(tokens)), 0, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parents", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    space, rng = Space(), np.random.default_rng(args.seed)
+    settings = SurrogateSettings(seed=args.seed)
+    fit_tokens = [space.one_block_tokens()] + [
+        space.sample_tokens(b, 256, rng) for b in range(2, space.max_blocks + 1)
+    ]
+    cells = [row for t in fit_tokens for row in t]
+    acc = np.concatenate([synthetic_accuracy(t, rng) for t in fit_tokens])
+    print(f"torch threads {torch.get_num_threads()}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(f"fit data: {len(cells)} cells (1..{space.max_blocks} blocks), epochs {settings.epochs}")
+
+    predictors, t_fit = {}, time.perf_counter()
+    for name in ("rnn", "mlp", "xgb"):
+        t0 = time.perf_counter()
+        predictors[name] = make_predictor(name, settings).fit(cells, acc)
+        print(f"  fit {name}: {time.perf_counter() - t0:6.2f} s")
+    print(f"fit all three: {time.perf_counter() - t_fit:.2f} s (target <= 60 s)")
+
+    parents = space.sample_tokens(4, args.parents, rng)
+    t0 = time.perf_counter()
+    table = beam.expand_and_score(parents, predictors, space)
+    t_score = time.perf_counter() - t0
+    print(
+        f"expand+score {table.num_rows:,} children of {args.parents} parents: {t_score:.2f} s (target <= 20 s)"
+    )
+    for name, predictor in predictors.items():
+        t0 = time.perf_counter()
+        predictor.predict_children(parents, space.block_table(5))
+        print(f"  {name} scoring alone: {time.perf_counter() - t0:6.2f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        beam.write_table(table, Path(tmp) / "scored.parquet")
+        t_write = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        top = beam.select(table, 256, "mean")
+        print(
+            f"write scored.parquet: {t_write:.2f} s; select top {top.num_rows}: {time.perf_counter() - t0:.2f} s"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"peak memory (ru_maxrss): {peak:.2f} GiB (target <= 4 GiB)")
+
+
+if __name__ == "__main__":
+    main()

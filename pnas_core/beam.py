@@ -1,0 +1,193 @@
+"""The beam step (SPEC §3): level-1 enumeration, random samples, expand + score, top-K selection.
+
+Two Parquet tables, each with an explicit schema:
+
+* *scored* (all children of a level): cell, cell_id, num_blocks, parent, then ``pred_<p>`` and
+  ``std_<p>`` (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means);
+* *candidates* (the cells to train): cell, cell_id, num_blocks, parent (nullable), rank (0 = best or
+  first), score (nullable), and the scored table's prediction columns when it came from one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pnas_core.atomic import atomic_path
+from pnas_core.errors import PnasError
+from pnas_core.space import Space, cell_id, parse, tokens_to_texts, unique_rows
+
+if TYPE_CHECKING:
+    from pnas_core.surrogate import Predictor
+
+DEFAULT_SELECT_BY = "mean"
+"""Score that picks the top K by default: the mean of the rnn, mlp and xgb predictions.
+
+Averaging three predictor families with different inductive biases (sequence model, bag of blocks,
+trees on one-hots) cancels part of each one's extrapolation error on the unseen, one block larger
+cells that are ranked (the case the search depends on, SPEC §4); no single family is best at every b
+(the paper found the RNN better on the fitted size and the MLP on b+1)."""
+
+BASE_FIELDS = [
+    pa.field("cell", pa.string(), nullable=False),
+    pa.field("cell_id", pa.string(), nullable=False),
+    pa.field("num_blocks", pa.int32(), nullable=False),
+    pa.field("parent", pa.string()),
+]
+
+
+def prediction_fields(predictors: Sequence[str]) -> list[pa.Field]:
+    """``pred_<p>``, ``std_<p>`` per predictor, then ``pred_mean`` (none if no predictors)."""
+    fields = [pa.field(f"{kind}_{p}", pa.float32()) for p in predictors for kind in ("pred", "std")]
+    return [*fields, pa.field("pred_mean", pa.float32())] if predictors else []
+
+
+def scored_schema(predictors: Sequence[str]) -> pa.Schema:
+    """Schema of a scored table for the given predictor names."""
+    return pa.schema(BASE_FIELDS + prediction_fields(predictors))
+
+
+def candidates_schema(predictors: Sequence[str] = ()) -> pa.Schema:
+    """Schema of a candidates table, carrying the predictions of the given predictors."""
+    return pa.schema(
+        [
+            *BASE_FIELDS,
+            pa.field("rank", pa.int32(), nullable=False),
+            pa.field("score", pa.float32()),
+            *prediction_fields(predictors),
+        ]
+    )
+
+
+def predictor_names(schema: pa.Schema) -> list[str]:
+    """Predictor names of a scored or candidates table, from its ``std_<p>`` columns."""
+    return [name[4:] for name in schema.names if name.startswith("std_")]
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
+    """Write a Parquet table atomically."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_table(path: str | os.PathLike[str], what: str) -> pa.Table:
+    """Read a Parquet table, with errors naming the file and the expected content."""
+    if not os.path.isfile(path):
+        raise PnasError(f"{what} file not found: {path}")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise PnasError(f"cannot read {what} file {path}: {exc}") from exc
+    missing = [f.name for f in BASE_FIELDS if f.name not in table.schema.names]
+    if missing:
+        raise PnasError(f"{what} file {path} lacks column(s) {', '.join(missing)}")
+    return table
+
+
+def _candidates(texts: Sequence[str], num_blocks: int) -> pa.Table:
+    n = len(texts)
+    return pa.Table.from_arrays(
+        [
+            pa.array(texts, pa.string()),
+            pa.array([cell_id(t) for t in texts], pa.string()),
+            pa.array(np.full(n, num_blocks, np.int32)),
+            pa.nulls(n, pa.string()),
+            pa.array(np.arange(n, dtype=np.int32)),
+            pa.nulls(n, pa.float32()),
+        ],
+        schema=candidates_schema(),
+    )
+
+
+def enumerate_level1(space: Space) -> pa.Table:
+    """All 1-block cells of the space (136 with all ops), rank = enumeration order, no scores."""
+    return _candidates(tokens_to_texts(space.one_block_tokens()), 1)
+
+
+def sample_cells(space: Space, b: int, n: int, seed: int) -> pa.Table:
+    """``n`` distinct b-block cells drawn uniformly (the random-search baseline), rank = draw order."""
+    total = space.count_cells(b) if 1 <= b <= space.max_blocks else 0
+    if n < 1 or n > total:
+        raise PnasError(f"cannot draw {n} distinct {b}-block cells: the space has {total}")
+    rng = np.random.default_rng(seed)
+    drawn = np.empty((0, 4 * b), np.int8)
+    while len(drawn) < n:
+        more = space.sample_tokens(b, max(2 * (n - len(drawn)), 64), rng)
+        drawn = unique_rows(np.concatenate([drawn, more]))
+    return _candidates(tokens_to_texts(drawn[:n]), b)
+
+
+def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
+    """Tokens (P, 4·b) of a candidates table's cells, checked to be in the space and of one size."""
+    cells = [space.check(parse(t)) for t in candidates.column("cell").to_pylist()]
+    if not cells:
+        raise PnasError("the parents table is empty")
+    sizes = sorted({c.num_blocks for c in cells})
+    if len(sizes) != 1:
+        raise PnasError(f"parents must all have the same number of blocks, got sizes {sizes}")
+    return unique_rows(np.stack([c.tokens() for c in cells]))
+
+
+def expand_and_score(parents: np.ndarray, predictors: dict[str, Predictor], space: Space) -> pa.Table:
+    """Every child of the (distinct, canonical) parents scored by every predictor: a scored table.
+
+    Children of parent p are rows ``p·m ..`` in block-table order; texts are parent text + block text.
+    """
+    if not predictors:
+        raise PnasError("no predictors to score with")
+    parents = unique_rows(np.asarray(parents, np.int8))
+    b = parents.shape[1] // 4
+    if b + 1 > space.max_blocks:
+        raise PnasError(f"cannot expand {b}-block cells: this space allows {space.max_blocks} blocks")
+    table = space.block_table(b + 1)
+    p, m = len(parents), len(table)
+    parent_texts = np.array(tokens_to_texts(parents), dtype=object)
+    block_texts = np.array(tokens_to_texts(table), dtype=object)
+    texts = np.repeat(parent_texts, m) + ";" + np.tile(block_texts, p)
+    columns = {
+        "cell": pa.array(texts, pa.string()),
+        "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
+        "num_blocks": pa.array(np.full(p * m, b + 1, np.int32)),
+        "parent": pa.array(np.repeat(parent_texts, m), pa.string()),
+    }
+    means = []
+    for name, predictor in predictors.items():
+        mean, std = predictor.predict_children(parents, table)
+        columns[f"pred_{name}"] = pa.array(mean.astype(np.float32))
+        columns[f"std_{name}"] = pa.array(std.astype(np.float32))
+        means.append(mean.astype(np.float32))
+    columns["pred_mean"] = pa.array(np.mean(means, axis=0, dtype=np.float32))
+    return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors)))
+
+
+def select(scored: pa.Table, k: int, by: str = DEFAULT_SELECT_BY) -> pa.Table:
+    """Top ``min(k, #rows)`` cells by ``pred_<by>``, best first (ties: cell text), as candidates."""
+    if k < 1:
+        raise PnasError(f"--k must be at least 1, got {k}")
+    names = predictor_names(scored.schema)
+    if by != "mean" and by not in names:
+        raise PnasError(
+            f"cannot select by {by!r}: the scored table has {', '.join([*names, 'mean']) or 'no'} scores"
+        )
+    column = f"pred_{by}"
+    if column not in scored.schema.names:
+        raise PnasError(f"the scored table has no column {column!r}")
+    score = scored.column(column).to_numpy(zero_copy_only=False).astype(np.float32)
+    if len(score) == 0:
+        raise PnasError("the scored table is empty")
+    if not np.all(np.isfinite(score)):
+        raise PnasError(f"column {column!r} has missing or non-finite scores")
+    keys = pa.table({"score": score, "cell": scored.column("cell")})
+    order = pc.sort_indices(keys, sort_keys=[("score", "descending"), ("cell", "ascending")])[:k]
+    top = scored.take(order)
+    columns = {name: top.column(name) for name in top.schema.names}
+    columns["rank"] = pa.array(np.arange(len(order), dtype=np.int32))
+    columns["score"] = top.column(column)
+    schema = candidates_schema(names)
+    return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)

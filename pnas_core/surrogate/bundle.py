@@ -1,0 +1,51 @@
+"""A folder of fitted predictors (one sub-folder each) plus ``manifest.json``, fit from records."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pnas_core.atomic import write_json
+from pnas_core.errors import PnasError
+from pnas_core.surrogate.base import Predictor, atomic_dir, make_predictor
+from pnas_core.surrogate.settings import SurrogateSettings
+
+MANIFEST = "manifest.json"
+
+
+def fit_predictors(
+    fit_df: pd.DataFrame, names: Sequence[str], settings: SurrogateSettings
+) -> dict[str, Predictor]:
+    """Fit each named predictor on ``fit_df`` (columns cell, val_acc; see ``records.fit_data``)."""
+    if not names:
+        raise PnasError("no predictors named")
+    if len(set(names)) != len(names):
+        raise PnasError(f"predictor names repeat: {' '.join(names)}")
+    cells = fit_df["cell"].tolist()
+    acc = fit_df["val_acc"].to_numpy()
+    return {name: make_predictor(name, settings).fit(cells, acc) for name in names}
+
+
+def save_predictors(predictors: dict[str, Predictor], folder: str | os.PathLike[str]) -> None:
+    """Write every predictor and the manifest into ``folder`` atomically (temp folder + rename)."""
+    with atomic_dir(folder) as tmp:
+        for name, predictor in predictors.items():
+            predictor.save(tmp / name)
+        write_json(
+            tmp / MANIFEST,
+            {"predictors": list(predictors), "meta": {n: p.meta for n, p in predictors.items()}},
+        )
+
+
+def load_predictors(folder: str | os.PathLike[str]) -> dict[str, Predictor]:
+    """Read a folder written by :func:`save_predictors`, predictors in manifest order."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise PnasError(f"no surrogate at {folder} (missing {MANIFEST})")
+    names = json.loads(manifest.read_text())["predictors"]
+    return {name: Predictor.load(folder / name) for name in names}
