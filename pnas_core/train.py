@@ -61,7 +61,7 @@ class TrainSettings:
 
     Attributes:
         dataset: ``digits``, ``cifar10`` or ``imagefolder`` (see :mod:`pnas_core.data`).
-        data_root: folder holding the dataset (``cifar-10-batches-py/`` or ``train/``...).
+        data_root: folder holding the dataset (``cifar-10-batches-py/`` or ``train/``...); None: ``data``.
         download: fetch CIFAR-10 through torchvision when missing (needs internet).
         image_size: square size images are resized to; None keeps the native size.
         val_fraction: share of the training images held out for validation (0.1: 45,000/5,000).
@@ -85,7 +85,7 @@ class TrainSettings:
     """
 
     dataset: str = "cifar10"
-    data_root: str = "data"
+    data_root: str | None = None
     download: bool = False
     image_size: int | None = None
     val_fraction: float = 0.1
@@ -139,9 +139,7 @@ class TrainSettings:
                 f"unknown train setting(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
             )
         hints = typing.get_type_hints(cls)
-        values = {
-            k: (float(v) if hints[k] in (float, float | None) and _is_int(v) else v) for k, v in d.items()
-        }
+        values = {k: (_as_float(v) if hints[k] in (float, float | None) else v) for k, v in d.items()}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +158,7 @@ class TrainSettings:
         """The dataset these settings train on (memoised by :func:`pnas_core.data.load_dataset`)."""
         return load_dataset(
             self.dataset,
-            self.data_root,
+            "data" if self.data_root is None else self.data_root,
             self.image_size,
             self.val_fraction,
             self.test_fraction,
@@ -171,6 +169,18 @@ class TrainSettings:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _as_float(v: Any) -> Any:
+    """Ints, and numeric strings such as YAML's ``1e-4`` (which PyYAML reads as a string), as float."""
+    if _is_int(v):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
 
 
 def _check_type(name: str, value: Any, hint: Any) -> None:

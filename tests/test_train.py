@@ -63,6 +63,7 @@ def test_settings_round_trip_and_hash() -> None:
     s = TrainSettings.from_dict({**QUICK, "lr": 1})  # an int for a float field is accepted
     assert s.lr == 1.0 and isinstance(s.lr, float)
     assert TrainSettings.from_dict(s.to_dict()) == s
+    assert TrainSettings.from_dict({"data_root": None}).data_root is None  # the workflow's null: ./data
     assert json.loads(json.dumps(s.to_dict())) == s.to_dict()
     h = s.settings_hash()
     assert len(h) == 16
@@ -88,9 +89,10 @@ def test_paper_defaults() -> None:
 
 def test_load_settings_json_and_yaml(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(json.dumps(QUICK))
-    (tmp_path / "s.yaml").write_text("dataset: digits\nepochs: 2\nlr: 0.1\n")
+    (tmp_path / "s.yaml").write_text("dataset: digits\nepochs: 2\nlr: 0.1\nweight_decay: 1e-4\n")
     assert load_settings(tmp_path / "s.json") == TrainSettings.from_dict(QUICK)
-    assert load_settings(tmp_path / "s.yaml").epochs == 2
+    from_yaml = load_settings(tmp_path / "s.yaml")
+    assert from_yaml.epochs == 2 and from_yaml.weight_decay == 1e-4  # PyYAML reads 1e-4 as a string
     (tmp_path / "bad.json").write_text('{"filtres": 3}')
     with pytest.raises(PnasError, match=r"bad.json.*'filtres'"):
         load_settings(tmp_path / "bad.json")
