@@ -25,7 +25,8 @@ wildcard_constraints:
     name=re.escape(NAME),
     level=r"\d+",
     shard=r"\d+",
-    stage=r"level\d+",
+    stage=r"level\d+|random|quality/b\d+",
+    b=r"\d+",
 
 
 def fail(message):
@@ -73,6 +74,44 @@ SPACE_CODE = code_hash("space.py")
 TRAIN_CODE = code_hash("space.py", "network.py", "ops.py", "data.py", "train.py", "records.py", "cache.py", "devices.py")
 SURROGATE_CODE = code_hash("space.py", "surrogate", "beam.py")
 SUMMARY_CODE = code_hash("summary.py", "records.py")
+FIGURES_CODE = code_hash("figures")
+
+
+def count_cells(b):
+    """Distinct b-block cells over the configured ops (SPEC §1)."""
+    total = 1
+    for j in range(1, b + 1):
+        n = (j + 1) * len(OPS)
+        total *= n * (n + 1) // 2
+    return total
+
+
+def pnas_budget():
+    """Models the PNAS search trains: all 1-block cells, then min(K, #children) per level."""
+    trained, beam = count_cells(1), count_cells(1)
+    for b in range(2, B + 1):
+        n = (b + 1) * len(OPS)
+        beam = min(K, beam * n * (n + 1) // 2)
+        trained += beam
+    return trained
+
+
+RANDOM_BLOCKS = config["random_search"]["blocks"] or B
+RANDOM_BUDGET = min(config["random_search"]["budget"] or pnas_budget(), count_cells(RANDOM_BLOCKS))
+QUALITY_SIZES = config["quality"]["sizes"] or list(range(1, B))
+if config["quality"]["enabled"] and max(QUALITY_SIZES, default=0) >= 5:
+    fail(f"quality.sizes {QUALITY_SIZES}: the quality experiment fits on b and tests on b+1, so b must be below 5")
+FIGURE_KINDS = {
+    "search_efficiency": "efficiency",
+    "predicted_vs_true": "predictions",
+    "accuracy_by_size": "distribution",
+    "accuracy_vs_size": "pareto",
+}
+
+
+def quality_cells(b):
+    """R, capped by the number of distinct b-block cells."""
+    return min(config["quality"]["cells_per_size"], count_cells(b))
 
 
 def level_dir(level):
@@ -86,3 +125,13 @@ def trained_upto(level):
 
 def search_outputs():
     return [f"{RESULTS}/summary.parquet", f"{RESULTS}/best_cell.txt"]
+
+
+def figure_files():
+    """Every figure the config asks for (PNG, PDF and CSV each)."""
+    stems = ["search_efficiency", "predicted_vs_true", "accuracy_by_size", "accuracy_vs_size", "best_cell"]
+    if config["quality"]["enabled"]:
+        stems.append("predictor_quality")
+    if B < 2:
+        stems.remove("predicted_vs_true")
+    return [f"{RESULTS}/figures/{stem}.{ext}" for stem in stems for ext in ("png", "pdf", "csv")]
