@@ -224,3 +224,15 @@ def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PNAS_THREADS", "many")
     with pytest.raises(PnasError, match="PNAS_THREADS"):
         resolve_threads()
+
+
+def test_trains_on_a_fake_cifar10_folder(tmp_path: Path) -> None:
+    from test_data import write_fake_cifar  # pytest's prepend import mode puts tests/ on sys.path
+
+    write_fake_cifar(tmp_path)
+    settings = TrainSettings.from_dict(
+        {"data_root": str(tmp_path), "cells_per_stack": 1, "filters": 4, "epochs": 1, "device": "cpu"}
+    )
+    r = train_candidate("0:max3x3,1:identity", settings)
+    assert r["status"] == "ok" and 0.0 <= r["val_acc"] <= 1.0
+    assert r["dataset"].startswith("cifar10-3x32x32-180/20/30-")
