@@ -75,8 +75,9 @@ class TorchEnsemble(Predictor):
             with torch.random.fork_rng(devices=[]), _one_thread():
                 torch.manual_seed(s.seed * 1009 + member)
                 model = self.build_model().to(self.device)
-                with torch.no_grad():
+                with torch.no_grad():  # first prediction ~ mean accuracy: bias = its logit, small weights
                     model.head.bias.fill_(logit(float(y[train_idx].mean())))
+                    model.head.weight.mul_(0.1)
                 batches = _size_buckets(train_idx, sizes, rows, y, self.device)
                 _train(model, batches, s.lr_for(max_b), s, seed=s.seed * 1009 + member)
             model.eval()
