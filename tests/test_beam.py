@@ -1,0 +1,238 @@
+"""Beam step: enumeration, sampling, expand+score tables, top-K selection, and the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pnas_core import beam
+from pnas_core.cli import main
+from pnas_core.errors import PnasError
+from pnas_core.space import Space, canonical, cell_id, num_blocks_of, parse, tokens_to_texts
+from pnas_core.surrogate import SurrogateSettings, make_predictor
+
+TINY = SurrogateSettings(ensemble_size=2, embed_dim=8, hidden_dim=8, epochs=2, xgb={"n_estimators": 20})
+OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
+
+
+def accuracy(tokens: np.ndarray) -> np.ndarray:
+    b = tokens.shape[1] // 4
+    return 0.7 + (OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)) / b
+
+
+@pytest.fixture(scope="module")
+def predictors():
+    space = Space()
+    tokens = space.one_block_tokens()
+    return {name: make_predictor(name, TINY).fit(tokens, accuracy(tokens)) for name in ("rnn", "mlp", "xgb")}
+
+
+def test_enumerate_level1():
+    table = beam.enumerate_level1(Space())
+    assert table.schema == beam.candidates_schema()
+    df = table.to_pandas()
+    assert len(df) == 136 and df["cell"].is_unique
+    assert list(df["rank"]) == list(range(136))
+    assert all(canonical(c) == c for c in df["cell"])
+    assert list(df["cell_id"]) == [cell_id(c) for c in df["cell"]]
+    assert df["parent"].isna().all() and df["score"].isna().all() and (df["num_blocks"] == 1).all()
+    assert beam.enumerate_level1(Space.from_names(["sep3x3", "max3x3"])).num_rows == 10
+
+
+def test_sample_distinct_seeded():
+    space = Space.from_names(["sep3x3", "identity"])
+    a = beam.sample_cells(space, 2, 50, seed=3).to_pandas()
+    assert len(a) == 50 and a["cell"].is_unique and (a["num_blocks"] == 2).all()
+    assert all(space.contains(parse(c)) for c in a["cell"])
+    assert a.equals(beam.sample_cells(space, 2, 50, seed=3).to_pandas())
+    assert not a.equals(beam.sample_cells(space, 2, 50, seed=4).to_pandas())
+    assert beam.sample_cells(space, 1, 10, seed=0).num_rows == 10  # the whole 1-block space
+    with pytest.raises(PnasError, match="11 distinct"):
+        beam.sample_cells(space, 1, 11, seed=0)
+
+
+def test_expand_and_score_table(predictors):
+    space = Space()
+    parents = space.sample_tokens(2, 3, np.random.default_rng(0))
+    table = beam.expand_and_score(np.concatenate([parents, parents[:1]]), predictors, space)
+    assert table.schema == beam.scored_schema(["rnn", "mlp", "xgb"])
+    df = table.to_pandas()
+    assert len(df) == 3 * 528 and df["cell"].is_unique
+    children, _ = space.expand(parents)
+    assert list(df["cell"]) == tokens_to_texts(children)
+    assert all(c.startswith(p + ";") for c, p in zip(df["cell"], df["parent"], strict=True))
+    assert (df["num_blocks"] == 3).all()
+    np.testing.assert_allclose(
+        df["pred_mean"], df[["pred_rnn", "pred_mlp", "pred_xgb"]].mean(axis=1), atol=1e-6
+    )
+    np.testing.assert_array_equal(df["pred_xgb"], predictors["xgb"].predict(children)[0])
+
+
+def _scored(cells: list[str], scores: list[float]) -> pa.Table:
+    n = len(cells)
+    return pa.Table.from_pydict(
+        {
+            "cell": cells,
+            "cell_id": [cell_id(c) for c in cells],
+            "num_blocks": [num_blocks_of(c) for c in cells],
+            "parent": [c.rsplit(";", 1)[0] for c in cells],
+            "pred_xgb": scores,
+            "std_xgb": [0.0] * n,
+            "pred_mean": scores,
+        },
+        schema=beam.scored_schema(["xgb"]),
+    )
+
+
+def test_select_top_k_best_first_ties_by_text(predictors):
+    space = Space()
+    parents = space.sample_tokens(1, 2, np.random.default_rng(1))
+    scored = beam.expand_and_score(parents, predictors, space)
+    for k in (1, 7, 10_000):
+        top = beam.select(scored, k, "rnn")
+        assert top.schema == beam.candidates_schema(["rnn", "mlp", "xgb"])
+        df = top.to_pandas()
+        assert len(df) == min(k, scored.num_rows) and df["cell"].is_unique
+        assert list(df["rank"]) == list(range(len(df)))
+        assert (np.diff(df["score"]) <= 0).all()
+        np.testing.assert_array_equal(df["score"], df["pred_rnn"])
+        assert all(
+            num_blocks_of(c) == num_blocks_of(p) + 1 for c, p in zip(df["cell"], df["parent"], strict=True)
+        )
+    tied = _scored(
+        [
+            "1:sep5x5,1:sep5x5;0:sep3x3,0:sep3x3",
+            "0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3",
+            "0:sep3x3,0:sep3x3;0:max3x3,0:max3x3",
+        ],
+        [0.5, 0.5, 0.9],
+    )
+    assert beam.select(tied, 2, "xgb").column("cell").to_pylist() == [
+        "0:sep3x3,0:sep3x3;0:max3x3,0:max3x3",
+        "0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3",
+    ]
+
+
+def test_select_errors():
+    scored = _scored(["0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3"], [0.5])
+    with pytest.raises(PnasError, match="'rnn'"):
+        beam.select(scored, 3, "rnn")
+    with pytest.raises(PnasError, match="--k"):
+        beam.select(scored, 0, "mean")
+    with pytest.raises(PnasError, match="non-finite"):
+        beam.select(_scored(["0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3"], [float("nan")]), 1, "xgb")
+
+
+def _records(path, tokens: np.ndarray, status: str = "ok") -> None:
+    texts = tokens_to_texts(tokens)
+    pd.DataFrame(
+        {
+            "cell": texts,
+            "cell_id": [cell_id(t) for t in texts],
+            "num_blocks": tokens.shape[1] // 4,
+            "val_acc": accuracy(tokens),
+            "status": status,
+            "params": 1000,
+        }
+    ).to_parquet(path)
+
+
+def test_cli_beam_level(tmp_path, capsys):
+    ops = ["sep3x3", "max3x3", "identity"]
+    space = Space.from_names(ops)
+    settings = tmp_path / "s.json"
+    settings.write_text(
+        '{"ensemble_size": 2, "embed_dim": 8, "hidden_dim": 8, "epochs": 2, "xgb": {"n_estimators": 10}}'
+    )
+    assert main(["enumerate", "--ops", *ops, "--out", str(tmp_path / "l1/candidates.parquet")]) == 0
+    _records(tmp_path / "r1.parquet", space.one_block_tokens())
+    _records(tmp_path / "r_bad.parquet", space.sample_tokens(1, 3, np.random.default_rng(0)), status="failed")
+    assert (
+        main(
+            [
+                "fit-surrogate",
+                "--records",
+                str(tmp_path / "r1.parquet"),
+                str(tmp_path / "r_bad.parquet"),
+                "--settings",
+                str(settings),
+                "--out",
+                str(tmp_path / "sur"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "sur").iterdir()) == ["manifest.json", "mlp", "rnn", "xgb"]
+    assert (
+        main(
+            [
+                "expand-score",
+                "--parents",
+                str(tmp_path / "l1/candidates.parquet"),
+                "--surrogate",
+                str(tmp_path / "sur"),
+                "--ops",
+                *ops,
+                "--out",
+                str(tmp_path / "l2/scored.parquet"),
+            ]
+        )
+        == 0
+    )
+    scored = pd.read_parquet(tmp_path / "l2/scored.parquet")
+    assert len(scored) == 21 * space.blocks_per_position(2)
+    assert (
+        main(
+            [
+                "select",
+                "--scored",
+                str(tmp_path / "l2/scored.parquet"),
+                "--k",
+                "8",
+                "--out",
+                str(tmp_path / "l2/candidates.parquet"),
+            ]
+        )
+        == 0
+    )
+    top = pd.read_parquet(tmp_path / "l2/candidates.parquet")
+    assert len(top) == 8 and list(top["rank"]) == list(range(8))
+    np.testing.assert_array_equal(top["score"], np.sort(scored["pred_mean"].to_numpy())[::-1][:8])
+    assert (
+        main(["sample", "--blocks", "2", "--n", "5", "--ops", *ops, "--out", str(tmp_path / "rand.parquet")])
+        == 0
+    )
+    assert len(pd.read_parquet(tmp_path / "rand.parquet")) == 5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["select", "--scored", "nope.parquet", "--k", "3", "--out", "x.parquet"],
+            "scored file not found: nope.parquet",
+        ),
+        (
+            ["expand-score", "--parents", "nope.parquet", "--surrogate", "s", "--out", "x.parquet"],
+            "parents file not found",
+        ),
+        (["fit-surrogate", "--records", "nope.parquet", "--out", "s"], "records file not found"),
+        (["enumerate", "--ops", "sep9x9", "--out", "x.parquet"], "unknown op 'sep9x9'"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_bad_by_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    beam.write_table(_scored(["0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3"], [0.5]), "s.parquet")
+    assert main(["select", "--scored", "s.parquet", "--k", "3", "--by", "gp", "--out", "x.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot select by 'gp'" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.parquet").exists()
