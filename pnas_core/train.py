@@ -17,6 +17,7 @@ and seed give bitwise-identical results (for a fixed number of threads).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import math
@@ -275,6 +276,7 @@ def train_candidate(
     device = pick_device(settings.device)
     seed = candidate_seed(settings.seed, cell.id)
     batch_size = settings.batch_size
+    error = ""
     for attempt in range(2):
         try:
             return _train(cell, settings, data, device, seed, batch_size, on_epoch)
@@ -282,12 +284,12 @@ def train_candidate(
             if device.type != "cuda":
                 raise
             error = f"CUDA out of memory at batch size {batch_size}: {str(exc).splitlines()[0]}"
-            torch.cuda.empty_cache()
-            if attempt == 0 and batch_size > 1:
-                batch_size = max(1, batch_size // 2)
-                continue
-            return _record(cell, settings, data, device, seed, batch_size, status="failed", error=error)
-    raise AssertionError("unreachable")
+        # outside the except clause the failed attempt's frames and tensors are released
+        gc.collect()
+        torch.cuda.empty_cache()
+        if attempt == 0 and batch_size > 1:
+            batch_size //= 2
+    return _record(cell, settings, data, device, seed, batch_size, status="failed", error=error)
 
 
 def _record(

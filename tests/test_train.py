@@ -236,3 +236,23 @@ def test_trains_on_a_fake_cifar10_folder(tmp_path: Path) -> None:
     r = train_candidate("0:max3x3,1:identity", settings)
     assert r["status"] == "ok" and 0.0 <= r["val_acc"] <= 1.0
     assert r["dataset"].startswith("cifar10-3x32x32-180/20/30-")
+
+
+def test_cuda_oom_retries_at_half_batch_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry logic only: the device and the out-of-memory error are simulated."""
+    import pnas_core.train as train_mod
+
+    tried: list[int] = []
+
+    def fake_train(*args: object) -> dict:
+        tried.append(args[5])  # (cell, settings, data, device, seed, batch_size, on_epoch)
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    monkeypatch.setattr(train_mod, "pick_device", lambda request: torch.device("cuda", 0))
+    monkeypatch.setattr(train_mod, "_train", fake_train)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    r = train_candidate("0:max3x3,1:identity", TrainSettings.from_dict(QUICK))
+    assert tried == [32, 16]
+    assert r["status"] == "failed" and r["batch_size"] == 16 and r["val_acc"] is None
+    assert r["error"].startswith("CUDA out of memory at batch size 16")
+    assert r["device"] == "cuda:0"
