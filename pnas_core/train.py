@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 import types
 import typing
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from pnas_core.data import DATASETS, DataSplits, augment_batch, crop_padding, load_dataset, normalize
-from pnas_core.devices import pick_device
+from pnas_core.devices import DEVICE_CHOICES, pick_device
 from pnas_core.errors import PnasError
 from pnas_core.space import Cell, parse
 
@@ -125,6 +126,10 @@ class TrainSettings:
         for name in ("weight_decay", "momentum", "label_smoothing"):
             if getattr(self, name) < 0:
                 raise PnasError(f"train setting {name} must be >= 0, got {getattr(self, name)}")
+        if self.device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise PnasError(
+                f"train setting device is {self.device!r}; choose auto, cpu, cuda or cuda:<index>"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise PnasError(f"train setting grad_clip must be positive or null, got {self.grad_clip}")
 
@@ -368,6 +373,8 @@ def _train(
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes within a candidate
     model = build_model(cell, settings, data).to(device, memory_format=torch.channels_last)
     opt = _optimizer(model, settings)
     n = len(dd.train_y)

@@ -55,6 +55,9 @@ def test_settings_reject_unknown_key_and_wrong_type() -> None:
         TrainSettings.from_dict({"optimizer": "rmsprop"})
     with pytest.raises(PnasError, match="dataset is 'mnist'"):
         TrainSettings.from_dict({"dataset": "mnist"})
+    with pytest.raises(PnasError, match="device is 'gpu'"):
+        TrainSettings.from_dict({"device": "gpu"})
+    assert TrainSettings.from_dict({"device": "cuda:1"}).device == "cuda:1"
     with pytest.raises(PnasError, match="lr must be positive"):
         TrainSettings.from_dict({"lr": 0})
 
