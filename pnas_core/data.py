@@ -165,11 +165,13 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(keep), np.sort(held)
 
 
-def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize of uint8 images (N, C, H, W) to (N, C, size, size), rounded back to uint8."""
-    if tuple(x.shape[2:]) == (size, size) or len(x) == 0:
+def resize_uint8(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of uint8 images (N, C, H, W) to (N, C, size, size) (or ``size=(h, w)``), rounded
+    back to uint8."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[2:]) == hw or len(x) == 0:
         return x
-    out = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    out = F.interpolate(x.float(), size=hw, mode="bilinear", align_corners=False, antialias=True)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -308,6 +310,26 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int, fli
         mask = torch.rand(n, generator=generator, device=dev) < 0.5
         x = torch.where(mask[:, None, None, None], x.flip(-1), x)
     return x
+
+
+def cutout_batch(x: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): zero one ``size`` x ``size`` square per image (clipped at the
+    borders, centre uniform over the image) of a normalised float batch, so the square holds the mean.
+
+    Vectorised over the batch; deterministic for a given generator state; ``size=0`` returns ``x``.
+    """
+    if size <= 0:
+        return x
+    n, _, h, w = x.shape
+    dev = x.device
+    cy = torch.randint(0, h, (n, 1), generator=generator, device=dev)
+    cx = torch.randint(0, w, (n, 1), generator=generator, device=dev)
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= cy - size // 2) & (rows < cy - size // 2 + size)
+    in_cols = (cols >= cx - size // 2) & (cols < cx - size // 2 + size)
+    hole = in_rows[:, None, :, None] & in_cols[:, None, None, :]
+    return x.masked_fill(hole, 0.0)
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "surrogate_cmds",
     "summary_cmds",
     "figure_cmds",
+    "final_cmds",
 )
 
 

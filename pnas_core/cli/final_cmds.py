@@ -1,0 +1,91 @@
+"""``pnas final-train`` (the final network), ``pnas predict`` and ``pnas export`` (use it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``final-train``, ``predict`` and ``export``."""
+    final = sub.add_parser(
+        "final-train",
+        help="train the final network of a cell on train+val, evaluate on test (resumes from a checkpoint)",
+        description="Stack the cell into the final network, train it on the train and validation splits, "
+        "evaluate it once on the test split and write model.pt, cell.txt, settings.json, metrics.json, "
+        "curve.parquet and curve.png/.pdf into --out-dir. A rerun resumes from --out-dir/checkpoint.pt.",
+    )
+    src = final.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--cell-file", type=Path, help="file with the cell text on its first line (best_cell.txt)"
+    )
+    src.add_argument("--cell", help="cell text, e.g. '0:sep3x3,1:identity'")
+    final.add_argument("--settings", required=True, type=Path, help="JSON or YAML file of final settings")
+    final.add_argument("--out-dir", required=True, type=Path, help="output folder")
+    final.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default $PNAS_THREADS, else all cores)"
+    )
+    final.set_defaults(func=run_final_train)
+
+    pred = sub.add_parser("predict", help="top-1 class and probability of image files with a trained model")
+    pred.add_argument("--model", required=True, type=Path, help="final-train output folder or its model.pt")
+    pred.add_argument("images", nargs="+", type=Path, help="image files (.png/.jpg) or folders of them")
+    pred.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:<i> (default cpu)")
+    pred.set_defaults(func=run_predict)
+
+    export = sub.add_parser("export", help="export a trained model (TorchScript) for use without pnas")
+    export.add_argument("--model", required=True, type=Path, help="final-train output folder or its model.pt")
+    export.add_argument("--format", choices=["torchscript"], default="torchscript", help="export format")
+    export.add_argument(
+        "--out", type=Path, default=None, help="output file (default: model.torchscript.pt beside model.pt)"
+    )
+    export.set_defaults(func=run_export)
+
+
+def run_final_train(args: argparse.Namespace) -> int:
+    """Train the final network and write its folder."""
+    from pnas_core.devices import set_threads
+    from pnas_core.figures.inputs import read_cell_text
+    from pnas_core.final import load_final_settings, run_final
+    from pnas_core.space import parse
+
+    threads = set_threads(args.threads)
+    cell = parse(args.cell if args.cell is not None else read_cell_text(args.cell_file))
+    settings = load_final_settings(args.settings)
+
+    def log(message: str) -> None:
+        print(f"pnas final-train: {message}", file=sys.stderr, flush=True)
+
+    log(f"{threads} thread(s), settings {args.settings}, output {args.out_dir}")
+    metrics = run_final(cell, settings, args.out_dir, log=log)
+    print(f"test_acc {metrics['test_acc']:.4f}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Print ``file<TAB>class<TAB>probability`` per image."""
+    from pnas_core.devices import pick_device
+    from pnas_core.model_io import load_model, predict_files
+
+    model, info = load_model(args.model, pick_device(args.device))
+    for path, name, prob in predict_files(model, info, args.images):
+        print(f"{path}\t{name}\t{prob:.4f}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the TorchScript file and report how closely it matches the model."""
+    from pnas_core.model_io import export_torchscript, load_model
+
+    model, info = load_model(args.model)
+    out = args.out if args.out is not None else info.path.with_name("model.torchscript.pt")
+    diff = export_torchscript(model, info, out)
+    c, h, w = info.input_shape
+    print(
+        f"pnas export: {out} (input: normalised float32 images (N, {c}, {h}, {w}), mean {info.mean}, "
+        f"std {info.std} in 0..255 units; output: logits over {len(info.classes)} classes); "
+        f"max |difference| to the model {diff:.2e}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,466 @@
+"""The final network: the searched cell stacked deep, trained on train+validation, scored once on test.
+
+:class:`FinalSettings` holds every knob; its defaults are the paper's CIFAR-10 final training (SPEC §2:
+PNASNet-5 with N=3, F=48, 600 epochs, drop path, auxiliary head with loss weight 0.4; the network
+layout with the reduction as the first cell of a stack gives the paper's 3.2M parameters). Where the
+paper is silent the values follow NASNet's CIFAR setup (batch 32, lr 0.025 with cosine decay, weight
+decay 5e-4, drop-path keep probability 0.6, gradient norm clipped at 5).
+
+:func:`run_final` trains and writes an output folder (see :data:`OUTPUT_FILES`). Every
+``checkpoint_every`` epochs it saves ``checkpoint.pt`` (model, optimizer, scheduler, RNG states,
+epoch, curve so far) atomically; a rerun with the same cell and settings resumes from it, and on CPU
+the resumed run ends bitwise equal to an uninterrupted one (for a fixed number of threads). The
+checkpoint is deleted once every output is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pnas_core.atomic import atomic_path, write_json, write_text
+from pnas_core.data import (
+    DATASETS,
+    DataSplits,
+    augment_batch,
+    crop_padding,
+    cutout_batch,
+    load_dataset,
+    normalize,
+)
+from pnas_core.errors import PnasError
+from pnas_core.space import Cell
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+OUTPUT_FILES = (
+    "model.pt",
+    "cell.txt",
+    "settings.json",
+    "metrics.json",
+    "curve.parquet",
+    "curve.png",
+    "curve.pdf",
+)
+"""What :func:`run_final` writes into its output folder (plus ``curve.csv``, the plotted numbers)."""
+LR_SCHEDULES = ("cosine", "constant")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+LogFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FinalSettings:
+    """How to build and train the final network. Defaults: the paper's CIFAR-10 final training.
+
+    Attributes:
+        dataset, data_root, download, image_size, val_fraction, test_fraction, split_seed: the
+            dataset, as in :class:`pnas_core.train.TrainSettings` (use the search's values so that
+            the test split is the one the search never saw); training uses train + val.
+        cells_per_stack: N (paper: 3). filters: F (paper: 48). num_reductions: reductions (2).
+        reduction_in_stack: the reduction cell is the first cell of each later stack (3N cells, the
+            released PNASNet-5's layout) instead of an extra cell (3N+2).
+        epochs: training epochs (600). batch_size: 32. lr: initial learning rate (0.025).
+        momentum: SGD momentum (0.9). weight_decay: 5e-4. lr_schedule: ``cosine`` (per step to 0) or
+            ``constant``.
+        drop_path: drop-path probability of the last cell; cell i of n drops with (i+1)/n of it (0.4).
+        drop_path_ramp: scale drop path linearly from 0 to 1 over the training steps (NASNet's way).
+        aux_head: auxiliary classifier before the last reduction. aux_weight: its loss weight (0.4).
+        dropout: dropout before the classifier (0). label_smoothing: cross-entropy smoothing (0).
+        grad_clip: clip the global gradient norm (5.0); None disables.
+        augment: random crop with padding (and flips where the dataset allows).
+        cutout: side of the cutout square in pixels (0: off; 16 at 32x32 is the usual choice).
+        checkpoint_every: save a resumable checkpoint every this many epochs.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``. seed: seed of initialisation and batches.
+    """
+
+    dataset: str = "cifar10"
+    data_root: str | None = None
+    download: bool = False
+    image_size: int | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    cells_per_stack: int = 3
+    filters: int = 48
+    num_reductions: int = 2
+    reduction_in_stack: bool = True
+    epochs: int = 600
+    batch_size: int = 32
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_schedule: str = "cosine"
+    drop_path: float = 0.4
+    drop_path_ramp: bool = True
+    aux_head: bool = True
+    aux_weight: float = 0.4
+    dropout: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = 5.0
+    augment: bool = True
+    cutout: int = 0
+    checkpoint_every: int = 10
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from pnas_core.train import _check_type
+
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            try:
+                _check_type(f.name, getattr(self, f.name), hints[f.name])
+            except PnasError as exc:
+                raise PnasError(str(exc).replace("train setting", "final setting")) from None
+        if self.dataset not in DATASETS:
+            raise PnasError(f"final setting dataset is {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise PnasError(
+                f"final setting lr_schedule is {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
+        for name in ("cells_per_stack", "filters", "epochs", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise PnasError(f"final setting {name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise PnasError(f"final setting lr must be positive, got {self.lr}")
+        for name in ("momentum", "weight_decay", "label_smoothing", "aux_weight", "cutout", "num_reductions"):
+            if getattr(self, name) < 0:
+                raise PnasError(f"final setting {name} must be >= 0, got {getattr(self, name)}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise PnasError(f"final setting grad_clip must be positive or null, got {self.grad_clip}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FinalSettings:
+        """Settings from a mapping; unknown keys and wrong types raise :class:`PnasError` naming the key."""
+        from pnas_core.train import _as_float
+
+        if not isinstance(d, Mapping):
+            raise PnasError(f"final settings must be a mapping of keys to values, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise PnasError(
+                f"unknown final setting(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
+            )
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: (_as_float(v) if hints[k] in (float, float | None) else v) for k, v in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def load_data(self) -> DataSplits:
+        """The dataset with the search's splits (memoised by :func:`pnas_core.data.load_dataset`)."""
+        root = "data" if self.data_root is None else self.data_root
+        return load_dataset(
+            self.dataset,
+            root,
+            self.image_size,
+            self.val_fraction,
+            self.test_fraction,
+            self.split_seed,
+            self.download,
+        )
+
+    def network_settings(self, data: DataSplits) -> Any:
+        """The :class:`pnas_core.network.NetworkSettings` of the final network for ``data``."""
+        from pnas_core.network import NetworkSettings
+
+        return NetworkSettings(
+            num_classes=data.num_classes,
+            in_channels=data.image_shape[0],
+            cells_per_stack=self.cells_per_stack,
+            filters=self.filters,
+            num_reductions=self.num_reductions,
+            drop_path=self.drop_path,
+            aux_head=self.aux_head,
+            dropout=self.dropout,
+            reduction_in_stack=self.reduction_in_stack,
+        )
+
+
+def load_final_settings(path: str | os.PathLike[str]) -> FinalSettings:
+    """Read :class:`FinalSettings` from a JSON or YAML file (a mapping of setting keys)."""
+    p = Path(path)
+    if not p.is_file():
+        raise PnasError(f"final settings file {p} not found")
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(p.read_text())
+        else:
+            data = json.loads(p.read_text())
+    except Exception as exc:
+        raise PnasError(
+            f"final settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}"
+        ) from exc
+    try:
+        return FinalSettings.from_dict(data if data is not None else {})
+    except PnasError as exc:
+        raise PnasError(f"final settings file {p}: {exc}") from exc
+
+
+def class_names(settings: FinalSettings, data: DataSplits) -> list[str]:
+    """Names of the classes in label order: digits ``0``..``9``, CIFAR-10's names, or the folder names."""
+    if settings.dataset == "cifar10":
+        return list(CIFAR10_CLASSES)
+    if settings.dataset == "imagefolder":
+        train_dir = Path("data" if settings.data_root is None else settings.data_root) / "train"
+        return sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    return [str(i) for i in range(data.num_classes)]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _lr_at(settings: FinalSettings, step: int, total_steps: int) -> float:
+    if settings.lr_schedule == "constant":
+        return settings.lr
+    return settings.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+@dataclass
+class _State:
+    """Everything a resumed run needs besides the model and optimizer."""
+
+    epoch: int
+    curve: list[dict[str, Any]]
+    seconds: float
+
+
+def _checkpoint_key(cell: Cell, settings: FinalSettings, fingerprint: str) -> dict[str, Any]:
+    volatile = {"data_root", "download", "device", "checkpoint_every"}
+    fields = {k: v for k, v in settings.to_dict().items() if k not in volatile}
+    return {"cell": cell.text, "settings": fields, "dataset": fingerprint, "format": CHECKPOINT_FORMAT}
+
+
+def _save_checkpoint(
+    path: Path,
+    key: dict[str, Any],
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    state: _State,
+) -> None:
+    payload = {
+        "key": key,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "epoch": state.epoch,
+        "curve": state.curve,
+        "seconds": state.seconds,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(
+    path: Path,
+    key: dict[str, Any],
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    log: LogFn,
+) -> _State | None:
+    """Restore a matching checkpoint into model, optimizer and generator; None when absent or stale."""
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        log(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); starting from epoch 0")
+        return None
+    if not isinstance(payload, dict) or payload.get("key") != key:
+        log(f"checkpoint {path} is for another cell, settings or dataset; starting from epoch 0")
+        return None
+    model.load_state_dict(payload["model"])
+    opt.load_state_dict(payload["optimizer"])
+    gen.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    if payload["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    return _State(int(payload["epoch"]), list(payload["curve"]), float(payload["seconds"]))
+
+
+def run_final(
+    cell: Cell,
+    settings: FinalSettings,
+    out_dir: str | os.PathLike[str],
+    log: LogFn = print,
+) -> dict[str, Any]:
+    """Train the final network of ``cell`` on train+val, evaluate it on test, write ``out_dir``.
+
+    Resumes from ``out_dir/checkpoint.pt`` when it was written for the same cell, settings and
+    dataset. Returns the metrics (also in ``metrics.json``). A diverged training raises PnasError.
+    """
+    from pnas_core import __version__
+    from pnas_core.complexity import count_mult_adds, count_params
+    from pnas_core.devices import pick_device
+    from pnas_core.model_io import save_model
+    from pnas_core.network import build_network
+    from pnas_core.train import candidate_seed, evaluate
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = settings.load_data()
+    device = pick_device(settings.device)
+    cuda = device.type == "cuda"
+    seed = candidate_seed(settings.seed, cell.id)
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    net_settings = settings.network_settings(data)
+    model = build_network(cell, net_settings).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+    )
+
+    x = torch.cat([data.train_x, data.val_x]).to(device)
+    y = torch.cat([data.train_y, data.val_y]).to(device)
+    mean, std = (t.to(device) for t in data.channel_stats())
+    n = len(y)
+    batch_size = min(settings.batch_size, n)
+    steps = n // batch_size
+    total_steps = steps * settings.epochs
+    padding = crop_padding(min(data.image_shape[1:])) if settings.augment else 0
+    flip = settings.augment and data.allow_flip
+
+    ckpt_path = out / CHECKPOINT
+    key = _checkpoint_key(cell, settings, data.fingerprint)
+    state = _load_checkpoint(ckpt_path, key, model, opt, gen, log) or _State(0, [], 0.0)
+    if state.epoch:
+        log(f"resumed from checkpoint {ckpt_path} at epoch {state.epoch}/{settings.epochs}")
+    log(
+        f"cell {cell.text}: {count_params(model):,} parameters, {n} training images "
+        f"(train+val), batch {batch_size}, {steps} steps/epoch, device {device}"
+    )
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen, device=device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for i in range(steps):
+            step = (epoch - 1) * steps + i
+            lr = _lr_at(settings, step, total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            model.drop_path_scale = step / total_steps if settings.drop_path_ramp else 1.0
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            xb = normalize(augment_batch(x[idx], gen, padding, flip), mean, std)
+            xb = cutout_batch(xb, gen, settings.cutout).contiguous(memory_format=torch.channels_last)
+            yb = y[idx]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits, aux = model.forward_with_aux(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=settings.label_smoothing)
+            if aux is not None:
+                aux_loss = F.cross_entropy(aux.float(), yb, label_smoothing=settings.label_smoothing)
+                loss = loss + settings.aux_weight * aux_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            opt.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.detach().argmax(1) == yb).sum()
+        mean_loss = loss_sum.item() / (steps * batch_size)
+        if not math.isfinite(mean_loss):
+            raise PnasError(f"final training diverged: training loss {mean_loss} in epoch {epoch}")
+        seconds = time.perf_counter() - start
+        state.seconds += seconds
+        row = {
+            "epoch": epoch,
+            "loss": mean_loss,
+            "train_acc": correct.item() / (steps * batch_size),
+            "lr": _lr_at(settings, (epoch - 1) * steps, total_steps),
+            "seconds": seconds,
+        }
+        state.curve.append(row)
+        state.epoch = epoch
+        log(
+            f"epoch {epoch}/{settings.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
+            f"lr {row['lr']:.5f} {seconds:.1f}s"
+        )
+        if epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
+            _save_checkpoint(ckpt_path, key, model, opt, gen, state)
+
+    model.drop_path_scale = 1.0
+    test_acc, finite = evaluate(model, data.test_x.to(device), data.test_y.to(device), mean, std)
+    if not finite:
+        raise PnasError("final training diverged: non-finite logits on the test split")
+    model.eval()
+    aux_params = count_params(model.aux_head) if model.aux_head is not None else 0
+    metrics = {
+        "cell": cell.text,
+        "test_acc": test_acc,
+        "test_error": 1.0 - test_acc,
+        "params": count_params(model) - aux_params,
+        "params_with_aux": count_params(model),
+        "mult_adds": count_mult_adds(model, data.image_shape),
+        "train_seconds": state.seconds,
+        "epochs": state.epoch,
+        "train_images": n,
+        "test_images": len(data.test_y),
+        "final_train_loss": state.curve[-1]["loss"],
+        "final_train_acc": state.curve[-1]["train_acc"],
+        "device": str(device),
+        "dataset": data.fingerprint,
+        "pnas_version": __version__,
+    }
+    info = {
+        "cell": cell.text,
+        "network": dataclasses.asdict(net_settings),
+        "settings": settings.to_dict(),
+        "classes": class_names(settings, data),
+        "mean": mean.cpu().tolist(),
+        "std": std.cpu().tolist(),
+        "input_shape": list(data.image_shape),
+        "metrics": metrics,
+    }
+    save_model(out / "model.pt", model, info)
+    write_text(out / "cell.txt", cell.text + "\n")
+    write_json(out / "settings.json", settings.to_dict())
+    _write_curve(out, state.curve)
+    write_json(out / "metrics.json", metrics)
+    ckpt_path.unlink(missing_ok=True)
+    log(f"test accuracy {test_acc:.4f} ({len(data.test_y)} images), {state.seconds:.0f}s training -> {out}")
+    return metrics
+
+
+def _write_curve(out: Path, curve: list[dict[str, Any]]) -> None:
+    """``curve.parquet`` and the figure ``curve.png``/``.pdf``/``.csv`` (loss, train accuracy, lr)."""
+    import pandas as pd
+
+    from pnas_core.figures.style import figure_style, new_figure, save_figure
+
+    df = pd.DataFrame(curve, columns=["epoch", "loss", "train_acc", "lr", "seconds"])
+    with atomic_path(out / "curve.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    with figure_style():
+        fig = new_figure(7.5, 2.4)
+        axes = fig.subplots(1, 3)
+        for ax, column, label in zip(
+            axes,
+            ("loss", "train_acc", "lr"),
+            ("training loss", "training accuracy", "learning rate"),
+            strict=True,
+        ):
+            ax.plot(df["epoch"], df[column], color="#1f77b4")
+            ax.set_xlabel("epoch")
+            ax.set_title(label)
+        save_figure(fig, out, "curve", df)

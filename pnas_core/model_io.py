@@ -1,0 +1,243 @@
+"""A trained network as one file: weights together with the cell text and settings that build it.
+
+``model.pt`` is a ``torch.save`` dict: ``format`` (:data:`MODEL_FORMAT`), ``state_dict``, ``cell``
+(canonical cell text), ``network`` (:class:`pnas_core.network.NetworkSettings` fields), ``settings``
+(the training settings), ``classes`` (names in label order), ``mean``/``std`` (per-channel
+normalisation in 0..255 units), ``input_shape`` (C, H, W), ``metrics`` and ``pnas_version``.
+:func:`load_model` rebuilds the network from the stored cell and settings and refuses a file whose
+weights do not fit it. :func:`predict_files` and :func:`export_torchscript` use a loaded model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pnas_core.atomic import atomic_path
+from pnas_core.errors import PnasError
+
+MODEL_FILE = "model.pt"
+MODEL_FORMAT = "pnas-model-1"
+REQUIRED_KEYS = ("state_dict", "cell", "network", "settings", "classes", "mean", "std", "input_shape")
+EXPORT_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What travels with the weights of a saved model."""
+
+    path: Path
+    cell: str
+    network: dict[str, Any]
+    settings: dict[str, Any]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    input_shape: tuple[int, int, int]
+    metrics: dict[str, Any]
+    pnas_version: str
+
+
+def save_model(path: str | os.PathLike[str], model: torch.nn.Module, info: dict[str, Any]) -> None:
+    """Write ``model``'s weights (moved to CPU, contiguous) with ``info`` (the keys of the module
+    docstring) to ``path`` atomically."""
+    from pnas_core import __version__
+
+    state = {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()
+    }
+    payload = {
+        "format": MODEL_FORMAT,
+        "state_dict": state,
+        "pnas_version": __version__,
+        "metrics": {},
+        **info,
+    }
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise PnasError(f"save_model: info lacks {', '.join(missing)}")
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def model_file(dir_or_file: str | os.PathLike[str]) -> Path:
+    """``dir/model.pt`` for a folder, else the path itself; PnasError when it does not exist."""
+    p = Path(dir_or_file)
+    f = p / MODEL_FILE if p.is_dir() else p
+    if not f.is_file():
+        raise PnasError(f"model file {f} not found (give a final-train output folder or its {MODEL_FILE})")
+    return f
+
+
+def load_model(
+    dir_or_file: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, ModelInfo]:
+    """The trained network (eval mode, on ``device``) and its :class:`ModelInfo`, in one call.
+
+    Raises PnasError naming the file when it is not a pnas model, its cell text does not parse, its
+    settings are invalid, or its weights (keys or shapes) differ from the network they build.
+    """
+    from pnas_core.network import NetworkSettings, build_network
+    from pnas_core.space import parse
+
+    f = model_file(dir_or_file)
+    try:
+        payload = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PnasError(f"model file {f} is not a readable torch file: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise PnasError(f"model file {f} is not a pnas model (format {MODEL_FORMAT!r} expected)")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise PnasError(f"model file {f} lacks {', '.join(missing)}")
+    try:
+        cell = parse(payload["cell"])
+    except PnasError as exc:
+        raise PnasError(f"model file {f}: stored cell text does not parse: {exc}") from exc
+    try:
+        known = {fl.name for fl in dataclasses.fields(NetworkSettings)}
+        unknown = sorted(set(payload["network"]) - known)
+        if unknown:
+            raise PnasError(f"unknown network setting(s) {', '.join(unknown)}")
+        net_settings = NetworkSettings(**payload["network"])
+    except (PnasError, TypeError) as exc:
+        raise PnasError(f"model file {f}: stored network settings are invalid: {exc}") from exc
+    with torch.device("meta"):
+        reference = build_network(cell, net_settings).state_dict()
+    state = payload["state_dict"]
+    problems = _state_mismatch(reference, state)
+    if problems:
+        raise PnasError(
+            f"model file {f}: weights do not match the network of its stored cell {cell.text!r} and "
+            f"settings: {problems}"
+        )
+    model = build_network(cell, net_settings)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    shape = tuple(int(d) for d in payload["input_shape"])
+    info = ModelInfo(
+        path=f,
+        cell=cell.text,
+        network=dict(payload["network"]),
+        settings=dict(payload["settings"]),
+        classes=[str(c) for c in payload["classes"]],
+        mean=[float(v) for v in payload["mean"]],
+        std=[float(v) for v in payload["std"]],
+        input_shape=(shape[0], shape[1], shape[2]),
+        metrics=dict(payload.get("metrics") or {}),
+        pnas_version=str(payload.get("pnas_version", "unknown")),
+    )
+    if len(info.classes) != net_settings.num_classes or len(info.mean) != net_settings.in_channels:
+        raise PnasError(
+            f"model file {f}: {len(info.classes)} class names and {len(info.mean)} channel means for a "
+            f"network of {net_settings.num_classes} classes and {net_settings.in_channels} channels"
+        )
+    return model, info
+
+
+def _state_mismatch(reference: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """A short description of how ``state``'s keys and shapes differ from ``reference``'s ('' if not)."""
+    missing = [k for k in reference if k not in state]
+    unexpected = [k for k in state if k not in reference]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in reference.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape differs", shapes)):
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            parts.append(f"{len(items)} {label} ({', '.join(items[:3])}{more})")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- using a model
+
+
+def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """Image files (.png/.jpg/.jpeg) given directly or found (recursively, sorted) in folders."""
+    from pnas_core.data import IMAGE_SUFFIXES
+
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise PnasError(f"image path {item} does not exist")
+    if not found:
+        raise PnasError(f"no .png/.jpg images in {', '.join(map(str, paths))}")
+    return found
+
+
+def read_images(files: list[Path], info: ModelInfo) -> torch.Tensor:
+    """The images as one uint8 batch (N, C, H, W) in the model's channels and size (bilinear resize)."""
+    import numpy as np
+    from PIL import Image
+
+    from pnas_core.data import resize_uint8
+
+    c, h, w = info.input_shape
+    mode = {1: "L", 3: "RGB"}.get(c)
+    if mode is None:
+        raise PnasError(f"model {info.path} takes {c}-channel images; predict reads only 1 or 3 channels")
+    batch = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert(mode), dtype=np.uint8)
+        except Exception as exc:
+            raise PnasError(f"cannot read image {path}: {exc}") from exc
+        t = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], c).transpose(2, 0, 1).copy())
+        batch.append(resize_uint8(t[None], (h, w))[0])
+    return torch.stack(batch)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, info: ModelInfo, images: torch.Tensor) -> torch.Tensor:
+    """Class probabilities (N, classes) of uint8 images (N, C, H, W) normalised like training."""
+    from pnas_core.data import normalize
+
+    device = next(model.parameters()).device
+    mean = torch.tensor(info.mean, device=device)
+    std = torch.tensor(info.std, device=device)
+    model.eval()
+    return torch.softmax(model(normalize(images.to(device), mean, std)).float(), dim=1).cpu()
+
+
+def predict_files(
+    model: torch.nn.Module, info: ModelInfo, paths: list[str | os.PathLike[str]]
+) -> list[tuple[Path, str, float]]:
+    """(file, top-1 class name, its probability) for every image file under ``paths``."""
+    files = image_files(paths)
+    probs = predict(model, info, read_images(files, info))
+    top, idx = probs.max(dim=1)
+    return [(f, info.classes[i], float(p)) for f, i, p in zip(files, idx.tolist(), top.tolist(), strict=True)]
+
+
+def export_torchscript(model: torch.nn.Module, info: ModelInfo, out: str | os.PathLike[str]) -> float:
+    """Trace ``model`` (eval, CPU, float32) to TorchScript at ``out`` atomically, taking normalised
+    images (N, C, H, W). Checks the saved file against the model on a seeded random batch of another
+    batch size; returns the largest absolute difference (PnasError above :data:`EXPORT_TOLERANCE`)."""
+    model = model.to("cpu").eval()
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn((2, *info.input_shape), generator=gen)
+    check = torch.randn((5, *info.input_shape), generator=gen)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example, check_inputs=[(check,)])
+        with atomic_path(out) as tmp:
+            torch.jit.save(traced, str(tmp))
+        loaded = torch.jit.load(str(out), map_location="cpu")
+        diff = float((loaded(check) - model(check)).abs().max())
+    if not diff <= EXPORT_TOLERANCE:
+        raise PnasError(
+            f"TorchScript export {out} differs from the model by {diff:.3g} (> {EXPORT_TOLERANCE})"
+        )
+    return diff

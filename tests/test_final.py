@@ -1,0 +1,256 @@
+"""Final training (resume after a kill), model files (round trip, mismatch errors), predict, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pnas_core.cli import main
+from pnas_core.data import cutout_batch
+from pnas_core.errors import PnasError
+from pnas_core.final import FinalSettings, load_final_settings, run_final
+from pnas_core.model_io import export_torchscript, load_model, predict
+from pnas_core.space import parse
+
+CELL = "0:sep3x3,1:max3x3"
+# tiny settings: an epoch takes well under a second on one core; every training feature is on
+TINY = {
+    "dataset": "digits",
+    "image_size": 8,
+    "val_fraction": 0.25,
+    "cells_per_stack": 1,
+    "filters": 4,
+    "epochs": 2,
+    "batch_size": 128,
+    "lr": 0.05,
+    "drop_path": 0.2,
+    "aux_head": True,
+    "cutout": 2,
+    "label_smoothing": 0.1,
+    "grad_clip": 5.0,
+    "checkpoint_every": 1,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny final network trained in-process (2 epochs)."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("final")
+    run_final(parse(CELL), FinalSettings.from_dict(TINY), out, log=lambda m: None)
+    return out
+
+
+def test_outputs_and_metrics(trained: Path) -> None:
+    for name in (
+        "model.pt",
+        "cell.txt",
+        "settings.json",
+        "metrics.json",
+        "curve.parquet",
+        "curve.png",
+        "curve.pdf",
+    ):
+        assert (trained / name).is_file(), name
+    assert not (trained / "checkpoint.pt").exists()
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["test_images"] == 360 and metrics["train_images"] == 1437
+    assert 0.0 <= metrics["test_acc"] <= 1.0
+    assert metrics["params_with_aux"] > metrics["params"] > 0 and metrics["mult_adds"] > 0
+    curve = pd.read_parquet(trained / "curve.parquet")
+    assert curve["epoch"].tolist() == [1, 2]
+    assert curve["lr"].iloc[0] == pytest.approx(0.05) and curve["lr"].iloc[1] < 0.05
+    assert (trained / "cell.txt").read_text().strip() == CELL
+    assert FinalSettings.from_dict(
+        json.loads((trained / "settings.json").read_text())
+    ) == FinalSettings.from_dict(TINY)
+
+
+def test_load_round_trip_gives_identical_outputs(trained: Path) -> None:
+    model, info = load_model(trained)
+    again, _ = load_model(trained / "model.pt")
+    assert info.cell == CELL and info.classes == [str(i) for i in range(10)] and info.input_shape == (1, 8, 8)
+    x = torch.randn(7, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+    saved = torch.load(trained / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_export_matches_model(trained: Path, tmp_path: Path) -> None:
+    model, info = load_model(trained)
+    out = tmp_path / "net.pt"
+    assert main(["export", "--model", str(trained), "--out", str(out)]) == 0
+    scripted = torch.jit.load(str(out))
+    x = torch.randn(11, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), model(x), rtol=0, atol=1e-5)
+    assert export_torchscript(model, info, tmp_path / "again.pt") <= 1e-5
+
+
+def _rewrite(src: Path, dst: Path, **changes: object) -> Path:
+    payload = torch.load(src / "model.pt", weights_only=True)
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            payload[key] = {**payload[key], **value}
+        else:
+            payload[key] = value
+    torch.save(payload, dst)
+    return dst
+
+
+def test_load_refuses_swapped_cell(trained: Path, tmp_path: Path) -> None:
+    f = _rewrite(trained, tmp_path / "swapped.pt", cell="0:sep5x5,1:identity")
+    with pytest.raises(
+        PnasError, match=r"swapped\.pt.*do not match.*0:sep5x5,1:identity.*(missing|unexpected)"
+    ):
+        load_model(f)
+
+
+def test_load_refuses_changed_settings(trained: Path, tmp_path: Path) -> None:
+    f = _rewrite(trained, tmp_path / "wider.pt", network={"filters": 8})
+    with pytest.raises(PnasError, match=r"wider\.pt.*do not match.*shape differs"):
+        load_model(f)
+    f = _rewrite(trained, tmp_path / "noaux.pt", network={"aux_head": False})
+    with pytest.raises(PnasError, match=r"noaux\.pt.*unexpected \(aux_head\."):
+        load_model(f)
+
+
+def test_load_refuses_bad_cell_text_and_foreign_files(trained: Path, tmp_path: Path) -> None:
+    f = _rewrite(trained, tmp_path / "bad.pt", cell="0:sep3x3,9:max3x3")
+    with pytest.raises(PnasError, match=r"bad\.pt.*cell text does not parse"):
+        load_model(f)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(PnasError, match=r"foreign\.pt is not a pnas model"):
+        load_model(tmp_path / "foreign.pt")
+    with pytest.raises(PnasError, match="not found"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_predict_prints_one_class_per_file(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = FinalSettings.from_dict(TINY).load_data()
+    images = data.test_x[:5]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img[0].numpy(), mode="L").save(folder / f"digit{i}.png")
+    Image.fromarray(np.repeat(images[0][0].numpy()[:, :, None], 3, 2)).resize((16, 16)).save(
+        tmp_path / "big.png"
+    )
+    assert main(["predict", "--model", str(trained), str(folder), str(tmp_path / "big.png")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6
+    model, info = load_model(trained)
+    expected = predict(model, info, images).argmax(1).tolist()
+    for i, line in enumerate(lines[:5]):
+        path, name, prob = line.split("\t")
+        assert path.endswith(f"digit{i}.png") and name == str(expected[i]) and 0.0 < float(prob) <= 1.0
+    assert lines[5].split("\t")[1] in info.classes
+
+
+def test_final_train_resumes_after_kill(tmp_path: Path) -> None:
+    """Kill `pnas final-train` after a checkpoint, rerun: it continues from that epoch, and the result
+    equals an uninterrupted run bitwise (CPU, one thread)."""
+    settings = {**TINY, "epochs": 12, "checkpoint_every": 2, "aux_head": False}
+    (tmp_path / "final.json").write_text(json.dumps(settings))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pnas_core", "final-train", "--cell", CELL]
+    cmd += ["--settings", str(tmp_path / "final.json"), "--out-dir", str(out), "--threads", "1"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists(), "killed after the end: make the run longer"
+    done = torch.load(out / "checkpoint.pt", weights_only=False)["epoch"]
+    assert 2 <= done < 12 and done % 2 == 0
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resumed from checkpoint {out / 'checkpoint.pt'} at epoch {done}/12" in rerun.stderr
+    epochs = [int(e) for e in re.findall(r"epoch (\d+)/12 loss", rerun.stderr)]
+    assert epochs == list(range(done + 1, 13))
+    assert not (out / "checkpoint.pt").exists()
+
+    torch.set_num_threads(1)
+    straight = tmp_path / "straight"
+    run_final(parse(CELL), FinalSettings.from_dict(settings), straight, log=lambda m: None)
+    a, b = (pd.read_parquet(d / "curve.parquet").drop(columns="seconds") for d in (out, straight))
+    assert a["epoch"].tolist() == list(range(1, 13))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    ma, mb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (out, straight))
+    assert all(torch.equal(ma[k], mb[k]) for k in mb)
+    ja, jb = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
+    assert ja["test_acc"] == jb["test_acc"] and ja["epochs"] == 12
+
+
+def test_stale_checkpoint_is_ignored(trained: Path, tmp_path: Path) -> None:
+    """A checkpoint written for other settings does not leak into a new run."""
+    settings = {**TINY, "epochs": 3}
+    out = tmp_path / "out"
+    run_final(parse(CELL), FinalSettings.from_dict({**settings, "seed": 1}), out, log=lambda m: None)
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    messages: list[str] = []
+    run_final(parse(CELL), FinalSettings.from_dict(settings), out, log=messages.append)
+    assert any("unreadable" in m and "epoch 0" in m for m in messages)
+    assert [m.split()[1] for m in messages if m.startswith("epoch ")] == ["1/3", "2/3", "3/3"]
+
+
+def test_settings_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(PnasError, match=r"unknown final setting.*'cutuot'"):
+        FinalSettings.from_dict({"cutuot": 8})
+    with pytest.raises(PnasError, match="final setting aux_head must be bool"):
+        FinalSettings.from_dict({"aux_head": "yes"})
+    with pytest.raises(PnasError, match="final setting checkpoint_every must be at least 1"):
+        FinalSettings.from_dict({"checkpoint_every": 0})
+    (tmp_path / "f.yaml").write_text("weight_decay: 1e-4\nepochs: 3\n")
+    assert load_final_settings(tmp_path / "f.yaml").weight_decay == 1e-4
+    (tmp_path / "g.yaml").write_text("lr: -1\n")
+    with pytest.raises(PnasError, match=r"g\.yaml.*lr must be positive"):
+        load_final_settings(tmp_path / "g.yaml")
+    assert (
+        main(
+            [
+                "final-train",
+                "--cell",
+                "0:bogus,1:max3x3",
+                "--settings",
+                str(tmp_path / "f.yaml"),
+                "--out-dir",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_cutout_zeroes_one_square_per_image() -> None:
+    x = torch.ones(64, 3, 12, 12)
+    a = cutout_batch(x, torch.Generator().manual_seed(5), 4)
+    b = cutout_batch(x, torch.Generator().manual_seed(5), 4)
+    assert torch.equal(a, b)
+    holes = (a == 0).all(1)  # (N, H, W): same square on every channel
+    assert (holes.sum((1, 2)) <= 16).all() and (holes.sum((1, 2)) >= 4).all()
+    assert (holes.sum((1, 2)) == 16).any()
+    for mask in holes:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert mask.sum() == len(rows) * len(cols)  # a rectangle (a square clipped at the border)
+        assert torch.equal(rows, torch.arange(rows[0], rows[-1] + 1))
+    assert cutout_batch(x, torch.Generator(), 0) is x
