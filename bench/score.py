@@ -3,7 +3,7 @@ random four-block cells into their 301,056 children and score them with all thre
 XGBoost), building the scored table. Prints wall times and the process's peak memory (ru_maxrss).
 
 Targets (2-core CPU): fit <= 60 s, expand+score <= 20 s, peak memory <= 4 GiB.
-Run: python bench/score.py [--parents 256] [--seed 0]
+Run: python bench/score.py [--parents 256] [--seed 0] [--threads 2]
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parents", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for scoring (fitting uses 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     space, rng = Space(), np.random.default_rng(args.seed)
     settings = SurrogateSettings(seed=args.seed)
     fit_tokens = [space.one_block_tokens()] + [

@@ -144,7 +144,7 @@ def test_settings_reject_unknown_and_bad_values(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("epochs: 3\nxgb:\n  max_depth: 2\n")
     s = SurrogateSettings.from_file(path)
-    assert s.epochs == 3 and s.xgb["max_depth"] == 2 and s.xgb["n_estimators"] == 300
+    assert s.epochs == 3 and s.xgb["max_depth"] == 2 and s.xgb["n_estimators"] == 200
     assert SurrogateSettings.from_dict(s.to_dict()) == s
     with pytest.raises(PnasError, match="not found"):
         SurrogateSettings.from_file(tmp_path / "none.json")

@@ -12,9 +12,9 @@ from pnas_core.errors import PnasError
 from pnas_core.space import MAX_BLOCKS
 
 XGB_DEFAULTS: dict[str, Any] = {
-    "n_estimators": 300,
+    "n_estimators": 200,
     "max_depth": 6,
-    "learning_rate": 0.05,
+    "learning_rate": 0.075,
     "subsample": 0.8,
     "colsample_bytree": 0.8,
     "min_child_weight": 1.0,

@@ -24,16 +24,19 @@ def encode(tokens: np.ndarray, max_blocks: int) -> np.ndarray:
     b = length // 4
     if b > max_blocks:
         raise PnasError(f"the xgb predictor encodes cells of at most {max_blocks} blocks, got {b}")
-    out = np.zeros((n, max_blocks * BLOCK_WIDTH + len(OPS) + 1), np.float32)
-    rows = np.arange(n)
+    width = max_blocks * BLOCK_WIDTH + len(OPS) + 1
+    out = np.zeros((n, width), np.float32)
+    flat = out.reshape(-1)
+    row_start = np.arange(n, dtype=np.int64) * width
     offsets = (0, N_INPUTS, 2 * N_INPUTS, 2 * N_INPUTS + len(OPS))
     t = tokens.astype(np.int64)
     for j in range(b):
         for k, off in enumerate(offsets):
-            out[rows, j * BLOCK_WIDTH + off + t[:, 4 * j + k]] = 1.0
-    counts = max_blocks * BLOCK_WIDTH
-    for k in (2, 3):
-        np.add.at(out, (np.repeat(rows, b), counts + t[:, k::4].ravel()), 1.0)
+            flat[row_start + (j * BLOCK_WIDTH + off) + t[:, 4 * j + k]] = 1.0
+    ops = np.concatenate([t[:, 2::4], t[:, 3::4]], axis=1)  # (n, 2b)
+    row_of = np.repeat(np.arange(n, dtype=np.int64), 2 * b)
+    counts = np.bincount(row_of * len(OPS) + ops.ravel(), minlength=n * len(OPS)).reshape(n, len(OPS))
+    out[:, max_blocks * BLOCK_WIDTH : -1] = counts
     out[:, -1] = b
     return out
 
