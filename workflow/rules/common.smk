@@ -1,6 +1,7 @@
 # Helpers shared by every rule: config validation, paths, code hashes, resources.
 # Parse-time work stays cheap (no Parquet reads, no torch): every SLURM job re-parses this file.
 import hashlib
+import os
 import importlib.util
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ OPS = config["search"]["ops"]
 LEVELS = list(range(1, B + 1))
 CACHE_DIR = config["cache_dir"]
 RESULTS = f"results/{NAME}"
+FIGURES = f"{RESULTS}/figures"
 USE_GPU = config["train"].get("device", "auto") == "cuda"
 
 
@@ -135,3 +137,28 @@ def figure_files():
     if B < 2:
         stems.remove("predicted_vs_true")
     return [f"{RESULTS}/figures/{stem}.{ext}" for stem in stems for ext in ("png", "pdf", "csv")]
+
+
+def random_inputs(wildcards=None):
+    if not config["random_search"]["enabled"]:
+        return {}
+    return {
+        "random_trained": f"{RESULTS}/random/trained.parquet",
+        "random_candidates": f"{RESULTS}/random/candidates.parquet",
+    }
+
+
+def random_flags(stem, input):
+    if stem == "predicted_vs_true" or "random_trained" not in input.keys():
+        return ""
+    return f"--random-trained {input.random_trained} --random-candidates {input.random_candidates}"
+
+
+def figure_outputs(stem, category):
+    return {
+        "png": report(
+            f"{FIGURES}/{stem}.png", caption=f"../report/{stem}.rst", category=category, labels={"file": "png"}
+        ),
+        "pdf": f"{FIGURES}/{stem}.pdf",
+        "csv": f"{FIGURES}/{stem}.csv",
+    }

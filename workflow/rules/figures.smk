@@ -1,31 +1,5 @@
 # The paper's figures, drawn from cached results only: `snakemake figures` plans no training or fitting
 # when the search, the baseline and the quality experiment are done.
-FIGURES = f"{RESULTS}/figures"
-
-
-def random_inputs(wildcards=None):
-    if not config["random_search"]["enabled"]:
-        return {}
-    return {
-        "random_trained": f"{RESULTS}/random/trained.parquet",
-        "random_candidates": f"{RESULTS}/random/candidates.parquet",
-    }
-
-
-def random_flags(stem, input):
-    if stem == "predicted_vs_true" or "random_trained" not in input.keys():
-        return ""
-    return f"--random-trained {input.random_trained} --random-candidates {input.random_candidates}"
-
-
-def figure_outputs(stem, category):
-    return {
-        "png": report(
-            f"{FIGURES}/{stem}.png", caption=f"../report/{stem}.rst", category=category, labels={"file": "png"}
-        ),
-        "pdf": f"{FIGURES}/{stem}.pdf",
-        "csv": f"{FIGURES}/{stem}.csv",
-    }
 
 
 rule figure_quality:
@@ -34,11 +8,12 @@ rule figure_quality:
     output:
         **figure_outputs("predictor_quality", "1. Predictor quality"),
     params:
+        out_dir=lambda wc, output: os.path.dirname(output.png),
         code=FIGURES_CODE,
     log:
         f"{RESULTS}/logs/figures/predictor_quality.log",
     shell:
-        "pnas figures quality --quality {input.quality} --out-dir {FIGURES} > {log} 2>&1"
+        "pnas figures quality --quality {input.quality} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 for _stem, _kind in FIGURE_KINDS.items():
@@ -55,11 +30,12 @@ for _stem, _kind in FIGURE_KINDS.items():
         params:
             kind=_kind,
             random=lambda wc, input, stem=_stem: random_flags(stem, input),
+            out_dir=lambda wc, output: os.path.dirname(output.png),
             code=FIGURES_CODE,
         log:
             f"{RESULTS}/logs/figures/{_stem}.log",
         shell:
-            "pnas figures {params.kind} --summary {input.summary} {params.random} --out-dir {FIGURES}"
+            "pnas figures {params.kind} --summary {input.summary} {params.random} --out-dir {params.out_dir}"
             " > {log} 2>&1"
 
 
@@ -69,11 +45,12 @@ rule figure_best_cell:
     output:
         **figure_outputs("best_cell", "3. Best cell"),
     params:
+        out_dir=lambda wc, output: os.path.dirname(output.png),
         code=FIGURES_CODE,
     log:
         f"{RESULTS}/logs/figures/best_cell.log",
     shell:
-        "pnas figures cell --best-cell {input.best} --out-dir {FIGURES} > {log} 2>&1"
+        "pnas figures cell --best-cell {input.best} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule figures:

@@ -1,0 +1,198 @@
+"""End to end through Snakemake (not by calling functions): the tiny config's whole DAG, reruns,
+a deleted shard, kill -9 and resume, bad configs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pnas_core.space import parse
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+pytestmark = pytest.mark.slow
+
+
+def make_project(root: Path) -> Path:
+    """A copy of the workflow and configs in ``root`` (results and cache stay inside it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("workflow", "config"):
+        shutil.copytree(REPO / sub, root / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(TINY, root / "tiny.yaml")
+    return root
+
+
+def snakemake(root: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml", *args]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def planned_jobs(root: Path, *targets: str) -> dict[str, int]:
+    """Job counts by rule of a dry run (empty when nothing is to be done)."""
+    proc = snakemake(root, "-n", *targets)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    stats = text.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stats, re.M)}
+
+
+def train_log_counts(root: Path) -> tuple[int, int]:
+    """(trained, cached) candidate lines over every training log of the tiny run."""
+    trained = cached = 0
+    for log in (root / "results" / "tiny" / "logs").rglob("train_shard*.log"):
+        text = log.read_text()
+        trained += len(re.findall(r"\] trained ", text))
+        cached += len(re.findall(r"\] cached ", text))
+    return trained, cached
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("wf"))
+    snakemake(root)
+    return root
+
+
+def test_outputs_of_every_level(finished: Path) -> None:
+    cfg = yaml.safe_load(TINY.read_text())
+    out = finished / "results" / "tiny"
+    k, big_b = cfg["search"]["beam_size"], cfg["search"]["max_blocks"]
+    n_ops = len(cfg["search"]["ops"])
+    for b in range(1, big_b + 1):
+        cand = pd.read_parquet(out / f"level{b}" / "candidates.parquet")
+        trained = pd.read_parquet(out / f"level{b}" / "trained.parquet")
+        expected = (2 * n_ops) * (2 * n_ops + 1) // 2 if b == 1 else k
+        assert len(cand) == expected == len(trained)
+        assert set(cand["cell"]) == set(trained["cell"])
+        assert (cand["num_blocks"] == b).all()
+        ok = trained[trained["status"] == "ok"]
+        assert len(ok) == len(trained)
+        assert ((ok["val_acc"] > 0) & (ok["val_acc"] <= 1)).all()
+        if b > 1:
+            parents = set(pd.read_parquet(out / f"level{b - 1}" / "candidates.parquet")["cell"])
+            assert set(cand["parent"]) <= parents
+            assert (out / f"level{b}" / "scored.parquet").exists()
+    summary = pd.read_parquet(out / "summary.parquet")
+    assert len(summary) == (2 * n_ops) * (2 * n_ops + 1) // 2 + k * (big_b - 1)
+    assert summary["pred_mean"].notna().sum() == k * (big_b - 1)
+    best = parse((out / "best_cell.txt").read_text().splitlines()[0])
+    assert best.text == summary.loc[summary["val_acc"].idxmax(), "cell"]
+    for stem in (
+        "search_efficiency",
+        "predicted_vs_true",
+        "accuracy_by_size",
+        "accuracy_vs_size",
+        "best_cell",
+    ):
+        for ext in ("png", "pdf", "csv"):
+            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0
+
+
+def test_finished_run_is_a_no_op(finished: Path) -> None:
+    assert planned_jobs(finished) == {}
+
+
+def test_figures_rebuild_without_training(finished: Path) -> None:
+    figures = finished / "results" / "tiny" / "figures"
+    before = {p.name: p.read_bytes() for p in figures.iterdir()}
+    shutil.rmtree(figures)
+    jobs = planned_jobs(finished, "figures")
+    assert jobs and all(rule.startswith("figure") for rule in jobs), jobs
+    snakemake(finished, "figures")
+    after = {p.name: p.read_bytes() for p in figures.iterdir()}
+    assert after.keys() == before.keys()
+    for name in after:  # byte-stable figures: PNG, PDF and CSV alike
+        assert after[name] == before[name], name
+
+
+def test_deleted_shard_rebuilds_only_its_dependents(finished: Path) -> None:
+    out = finished / "results" / "tiny"
+    (out / "level2" / "train" / "shard1.parquet").unlink()
+    jobs = planned_jobs(finished)
+    assert jobs.pop("train_shard") == 1
+    assert jobs.pop("merge_shards") == 1
+    assert jobs.pop("summarize") == 1
+    assert jobs.pop("all") == 1
+    # The figures drawn from the summary follow; nothing else (no fitting, scoring, sampling).
+    assert set(jobs) <= {
+        "figure_search_efficiency",
+        "figure_predicted_vs_true",
+        "figure_accuracy_by_size",
+        "figure_accuracy_vs_size",
+        "figure_best_cell",
+    }, jobs
+    snakemake(finished)
+    log = (out / "logs" / "level2" / "train_shard1.log").read_text()
+    assert "] cached " in log and "] trained " not in log  # served by the cache, not retrained
+
+
+def test_kill_and_resume_retrains_nothing_finished(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "kill")
+    cache = root / "results" / "cache"
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
+    proc = subprocess.Popen(
+        cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(list(cache.rglob("*.json"))) < 4:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the workflow finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the whole job tree in the middle of level 1
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done_before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+    assert len(done_before) >= 4
+    assert not (root / "results" / "tiny" / "level1" / "trained.parquet").exists()
+    snakemake(root, "--rerun-incomplete")
+    assert all(p.stat().st_mtime_ns == m for p, m in done_before.items())  # cache entries untouched
+    trained, cached = train_log_counts(root)
+    total = len(pd.read_parquet(root / "results" / "tiny" / "summary.parquet"))
+    assert cached >= len(done_before)
+    # Nothing finished before the kill was trained again (random and quality cells may share cells
+    # with the search, which the cache also serves).
+    assert trained <= len(list(cache.rglob("*.json"))) - len(done_before)
+    assert total > 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"search": {"ops": ["sep3x3", "conv9x9"]}}, "conv9x9"),
+        ({"search": {"beam_size": 0}}, "beam_size"),
+        ({"search": {"max_blocks": 6}}, "max_blocks"),
+        ({"search": {"train_shards": "two"}}, "train_shards"),
+        ({"seed": 1.5}, "seed"),
+        ({"typo_key": 1}, "typo_key"),
+        ({"dataset": "cifar10", "data_root": "/nonexistent/cifar"}, "/nonexistent/cifar"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path: Path, edit: dict, message: str) -> None:
+    root = make_project(tmp_path)
+    cfg = yaml.safe_load(TINY.read_text())
+    for key, value in edit.items():
+        if isinstance(value, dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(root, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (root / "results").exists()  # nothing ran, nothing was written
