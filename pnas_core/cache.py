@@ -2,18 +2,22 @@
 
 The key is the SHA-256 of (cell id, settings hash, dataset fingerprint, seed); the entry lives at
 ``<dir>/<first 2 hex of key>/<key>.json`` and is written atomically the moment a candidate finishes,
-so a killed shard loses at most the candidate in flight. An entry that cannot be parsed, is not a
+so a killed shard loses at most the candidate in flight. Two jobs that want the same run at once
+(a level and a baseline sharing a cell) serialise on a per-key lock (:meth:`ResultCache.lock`):
+the second waits, then finds the first one's record, so a run is never trained twice. An entry that cannot be parsed, is not a
 complete record or belongs to another key is reported (``warnings.warn``), ignored and overwritten by
 the retrained record.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,19 @@ class ResultCache:
     def path(self, key: str) -> Path:
         """File of ``key``."""
         return self.root / key[:2] / f"{key}.json"
+
+    @contextlib.contextmanager
+    def lock(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> Iterator[None]:
+        """Hold the exclusive lock of one run (a POSIX record lock, which NFS also honours)."""
+        key = cache_key(cell_id, settings_hash, dataset, seed)
+        path = self.root / "locks" / key[:2] / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fcntl.lockf(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fh, fcntl.LOCK_UN)
 
     def get(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> dict[str, Any] | None:
         """The cached record of this run, or None (missing or corrupt; corrupt entries warn)."""

@@ -165,3 +165,25 @@ def test_empty_shard_writes_an_empty_table(job: dict[str, Path]) -> None:
     assert main([*_train_args(job, out), "--shard", "7", "--num-shards", "8"]) == 0
     assert len(read_records(out)) == 0
     write_records(job["dir"] / "copy.parquet", read_records(out))
+
+
+def test_concurrent_jobs_train_each_candidate_once(job: dict[str, Path]) -> None:
+    """Two jobs asking for the same candidates at once (a level and a baseline sharing cells)
+    serialise on the cache's per-run lock: every candidate is trained exactly once."""
+    cmd = [sys.executable, "-m", "pnas_core"]
+    procs = [
+        subprocess.Popen(
+            [*cmd, *_train_args(job, job["dir"] / f"job{i}.parquet")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    logs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs
+    counts = [_counts(log) for log in logs]
+    assert sum(trained for trained, _ in counts) == len(CELLS), counts
+    assert sum(cached for _, cached in counts) == len(CELLS), counts
+    a, b = (read_records(job["dir"] / f"job{i}.parquet") for i in range(2))
+    pd.testing.assert_frame_equal(a, b)

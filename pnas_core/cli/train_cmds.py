@@ -105,22 +105,24 @@ def run_train(args: argparse.Namespace) -> int:
         cells, desc=f"train {tag}", unit="cell", file=sys.stderr, disable=args.no_progress, leave=False
     )
     for k, text in enumerate(bar, start=1):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            record = cache.get(id_of(text), settings.settings_hash(), data.fingerprint, settings.seed)
-        for w in caught:
-            log(f"pnas train: warning: {w.message}", file=sys.stderr)
-        if record is None:
+        key = (id_of(text), settings.settings_hash(), data.fingerprint, settings.seed)
+        with cache.lock(*key):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                record = cache.get(*key)
+            for w in caught:
+                log(f"pnas train: warning: {w.message}", file=sys.stderr)
+            if record is None:
 
-            def on_epoch(epoch: int, epochs: int, loss: float, acc: float) -> None:
-                bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f} train_acc {acc:.3f}")
+                def on_epoch(epoch: int, epochs: int, loss: float, acc: float) -> None:
+                    bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f} train_acc {acc:.3f}")
 
-            record = train_candidate(text, settings, data, on_epoch=on_epoch)
-            if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
-                cache.put(record)
-            how = "trained"
-        else:
-            how = "cached"
+                record = train_candidate(text, settings, data, on_epoch=on_epoch)
+                if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
+                    cache.put(record)
+                how = "trained"
+            else:
+                how = "cached"
         counts[how] += 1
         records.append(record)
         acc = "-" if record["val_acc"] is None else f"{record['val_acc']:.4f}"
