@@ -3,7 +3,7 @@ random four-block cells into their 301,056 children and score them with all thre
 XGBoost), building the scored table. Prints wall times and the process's peak memory (ru_maxrss).
 
 Targets (2-core CPU): fit <= 60 s, expand+score <= 20 s, peak memory <= 4 GiB.
-Run: python bench/score.py [--parents 256] [--seed 0] [--threads 2]
+Run: python bench/score.py [--parents 256] [--seed 0]
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parents", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for scoring (fitting uses 1)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     space, rng = Space(), np.random.default_rng(args.seed)
     settings = SurrogateSettings(seed=args.seed)
     fit_tokens = [space.one_block_tokens()] + [
@@ -46,7 +44,9 @@ def main() -> None:
     ]
     cells = [row for t in fit_tokens for row in t]
     acc = np.concatenate([synthetic_accuracy(t, rng) for t in fit_tokens])
-    print(f"torch threads {torch.get_num_threads()}, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    print(
+        f"torch: one thread (pnas_core.surrogate.train_loop.one_thread), device {'cuda' if torch.cuda.is_available() else 'cpu'}"
+    )
     print(f"fit data: {len(cells)} cells (1..{space.max_blocks} blocks), epochs {settings.epochs}")
 
     predictors, t_fit = {}, time.perf_counter()

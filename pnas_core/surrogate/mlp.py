@@ -9,7 +9,7 @@ from torch import nn
 
 from pnas_core.space import MAX_BLOCKS, OPS
 from pnas_core.surrogate.base import register
-from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble
+from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, one_thread
 
 PARENT_CHUNK = 64
 """Parents scored together on the fast path (bounds memory)."""
@@ -50,6 +50,7 @@ class MLPPredictor(TorchEnsemble):
         return MLPModel(self.settings.embed_dim, self.settings.hidden_dim)
 
     @torch.inference_mode()
+    @one_thread()
     def predict_children(self, parents: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: hidden1(mean) = (W·sum(parent blocks) + W·new block) / (b+1) + bias, with the
         parent term computed once per parent and the block term once per block."""

@@ -8,7 +8,7 @@ from torch import nn
 
 from pnas_core.space import MAX_BLOCKS, OPS
 from pnas_core.surrogate.base import register
-from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble
+from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, one_thread
 
 PARENT_CHUNK = 16
 """Parents scored together on the fast path: small enough that the (parents x prefixes x ops x H)
@@ -69,6 +69,7 @@ class RNNPredictor(TorchEnsemble):
         return LSTMModel(self.settings.embed_dim, self.settings.hidden_dim)
 
     @torch.inference_mode()
+    @one_thread()
     def predict_children(self, parents: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: the LSTM runs over each parent once, then over the trie of the new block's
         token prefixes, so the recurrent matmul is done once per distinct prefix, not per child."""

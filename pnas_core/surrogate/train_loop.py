@@ -39,6 +39,19 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread for fitting and scoring: the members are too small to gain much
+    from more, on a loaded 2-core machine two threads made fitting 6-10x and RNN scoring 4-8x slower
+    (bench/score.py), and results then do not depend on the core count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TokenModel(nn.Module):
     """A network mapping token rows (n, 4·b) to accuracies in (0, 1); ``head`` is its last Linear."""
 
@@ -72,7 +85,7 @@ class TorchEnsemble(Predictor):
         k = min(s.ensemble_size, len(y)) if s.ensemble_size > 1 else 1
         self.members = []
         for member, train_idx in enumerate(fold_train_indices(len(y), k, s.seed)):
-            with torch.random.fork_rng(devices=[]), _one_thread():
+            with torch.random.fork_rng(devices=[]), one_thread():
                 torch.manual_seed(s.seed * 1009 + member)
                 model = self.build_model().to(self.device)
                 with torch.no_grad():  # first prediction ~ mean accuracy: bias = its logit, small weights
@@ -86,6 +99,7 @@ class TorchEnsemble(Predictor):
         return self
 
     @torch.inference_mode()
+    @one_thread()
     def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         preds = np.empty((len(self.members), len(tokens)), np.float32)
         for start in range(0, len(tokens), PREDICT_CHUNK):
@@ -106,18 +120,6 @@ class TorchEnsemble(Predictor):
             model = self.build_model()
             model.load_state_dict(state)
             self.members.append(model.to(self.device).eval())
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one CPU thread: the members are far too small to gain from more (on a loaded
-    2-core machine two threads made fitting 6-10x slower), and results do not depend on the core count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _size_buckets(
