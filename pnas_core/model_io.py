@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,10 @@ def export_torchscript(model: torch.nn.Module, info: ModelInfo, out: str | os.Pa
     gen = torch.Generator().manual_seed(0)
     example = torch.randn((2, *info.input_shape), generator=gen)
     check = torch.randn((5, *info.input_shape), generator=gen)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, message=r".*torch\.jit"
+        )  # deprecated, still works
         traced = torch.jit.trace(model, example, check_inputs=[(check,)])
         with atomic_path(out) as tmp:
             torch.jit.save(traced, str(tmp))

@@ -166,7 +166,7 @@ def test_predict_prints_one_class_per_file(
 def test_final_train_resumes_after_kill(tmp_path: Path) -> None:
     """Kill `pnas final-train` after a checkpoint, rerun: it continues from that epoch, and the result
     equals an uninterrupted run bitwise (CPU, one thread)."""
-    settings = {**TINY, "epochs": 12, "checkpoint_every": 2, "aux_head": False}
+    settings = {**TINY, "epochs": 8, "checkpoint_every": 2, "aux_head": False}
     (tmp_path / "final.json").write_text(json.dumps(settings))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pnas_core", "final-train", "--cell", CELL]
@@ -180,37 +180,45 @@ def test_final_train_resumes_after_kill(tmp_path: Path) -> None:
     proc.wait()
     assert not (out / "metrics.json").exists(), "killed after the end: make the run longer"
     done = torch.load(out / "checkpoint.pt", weights_only=False)["epoch"]
-    assert 2 <= done < 12 and done % 2 == 0
+    assert 2 <= done < 8 and done % 2 == 0
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resumed from checkpoint {out / 'checkpoint.pt'} at epoch {done}/12" in rerun.stderr
-    epochs = [int(e) for e in re.findall(r"epoch (\d+)/12 loss", rerun.stderr)]
-    assert epochs == list(range(done + 1, 13))
+    assert f"resumed from checkpoint {out / 'checkpoint.pt'} at epoch {done}/8" in rerun.stderr
+    epochs = [int(e) for e in re.findall(r"epoch (\d+)/8 loss", rerun.stderr)]
+    assert epochs == list(range(done + 1, 9))
     assert not (out / "checkpoint.pt").exists()
 
     torch.set_num_threads(1)
     straight = tmp_path / "straight"
     run_final(parse(CELL), FinalSettings.from_dict(settings), straight, log=lambda m: None)
     a, b = (pd.read_parquet(d / "curve.parquet").drop(columns="seconds") for d in (out, straight))
-    assert a["epoch"].tolist() == list(range(1, 13))
+    assert a["epoch"].tolist() == list(range(1, 9))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     ma, mb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (out, straight))
     assert all(torch.equal(ma[k], mb[k]) for k in mb)
     ja, jb = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
-    assert ja["test_acc"] == jb["test_acc"] and ja["epochs"] == 12
+    assert ja["test_acc"] == jb["test_acc"] and ja["epochs"] == 8
 
 
-def test_stale_checkpoint_is_ignored(trained: Path, tmp_path: Path) -> None:
-    """A checkpoint written for other settings does not leak into a new run."""
-    settings = {**TINY, "epochs": 3}
+def test_stale_checkpoint_is_ignored(tmp_path: Path) -> None:
+    """An unreadable checkpoint, or one written for another cell or settings, does not leak into a run."""
+    settings = FinalSettings.from_dict({**TINY, "epochs": 1, "aux_head": False})
     out = tmp_path / "out"
-    run_final(parse(CELL), FinalSettings.from_dict({**settings, "seed": 1}), out, log=lambda m: None)
-    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    messages: list[str] = []
-    run_final(parse(CELL), FinalSettings.from_dict(settings), out, log=messages.append)
-    assert any("unreadable" in m and "epoch 0" in m for m in messages)
-    assert [m.split()[1] for m in messages if m.startswith("epoch ")] == ["1/3", "2/3", "3/3"]
+    out.mkdir()
+    for content, reason in (
+        (b"not a checkpoint", "unreadable"),
+        (None, "for another cell, settings or dataset"),
+    ):
+        if content is None:
+            torch.save({"key": {"cell": "0:sep5x5,1:identity"}, "epoch": 1}, out / "checkpoint.pt")
+        else:
+            (out / "checkpoint.pt").write_bytes(content)
+        messages: list[str] = []
+        run_final(parse(CELL), settings, out, log=messages.append)
+        assert any(reason in m and "starting from epoch 0" in m for m in messages), messages
+        assert [m.split()[1] for m in messages if m.startswith("epoch ")] == ["1/1"]
+        assert not (out / "checkpoint.pt").exists()
 
 
 def test_settings_errors_name_the_key(tmp_path: Path) -> None:
