@@ -138,11 +138,17 @@ def slurmctld_log() -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def completed_in_slurm(job_ids: list[str]) -> dict[str, bool]:
-    """Whether SLURM itself recorded each job as finished with exit status 0."""
-    log = slurmctld_log()
+def log_size(log: Path | None) -> int:
+    return log.stat().st_size if log is not None else 0
+
+
+def completed_in_slurm(job_ids: list[str], log: Path | None, log_start: int) -> dict[str, bool]:
+    """Whether SLURM itself recorded each job as finished with exit status 0: in the slurmctld log
+    written since `log_start` (job ids restart with a fresh cluster), else in squeue's list."""
     if log is not None:
-        text = log.read_text(errors="replace")
+        with log.open("rb") as f:
+            f.seek(log_start)
+            text = f.read().decode(errors="replace")
         return {j: f"_job_complete: JobId={j} WEXITSTATUS 0" in text for j in job_ids}
     listed = subprocess.run(
         ["squeue", "--noheader", "--states=all", "--format=%i|%T", f"--jobs={','.join(job_ids)}"],
@@ -166,6 +172,8 @@ def test_workflow_on_slurm_equals_local_run(tmp_path: Path) -> None:
     profile = cluster_profile(tmp_path / "profile", partition)
     name = f"slurmtest-{uuid.uuid4().hex[:8]}"
     local, cluster = workflow_copy(tmp_path / "local"), workflow_copy(tmp_path / "cluster")
+    ctld_log = slurmctld_log()
+    ctld_log_start = log_size(ctld_log)
 
     def command(root: Path, *args: str) -> list[str]:
         config = ["--config", f"name={name}", f"cache_dir={root / 'cache'}"]
@@ -196,13 +204,14 @@ def test_workflow_on_slurm_equals_local_run(tmp_path: Path) -> None:
     )
     assert local_code == 0, (tmp_path / "local.log").read_text()[-6000:]
 
-    # Every job went through sbatch: one SLURM job id per Snakemake job, training shards among them.
+    # The jobs went through sbatch (training shards and the summary among them), each with its own SLURM
+    # job id, and SLURM recorded every one as completed.
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", cluster_out)
     rules = {rule for _, rule in submitted}
     assert "train_shard" in rules and "summarize" in rules, cluster_out[-6000:]
     job_ids = [job_id for job_id, _ in submitted]
     assert len(set(job_ids)) == len(job_ids)
-    finished = completed_in_slurm(job_ids)
+    finished = completed_in_slurm(job_ids, ctld_log, ctld_log_start)
     assert all(finished.values()), f"jobs SLURM did not record as completed: {finished}"
 
     pd.testing.assert_frame_equal(summary(cluster, name), summary(local, name))
