@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
 from pnas_core.space import Space, cell_id, parse, tokens_to_texts, unique_rows
+from pnas_core.tables import read_arrow
 
 if TYPE_CHECKING:
     from pnas_core.surrogate import Predictor
@@ -78,16 +79,7 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
 
 def read_table(path: str | os.PathLike[str], what: str) -> pa.Table:
     """Read a Parquet table, with errors naming the file and the expected content."""
-    if not os.path.isfile(path):
-        raise PnasError(f"{what} file not found: {path}")
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a bad file
-        raise PnasError(f"cannot read {what} file {path}: {exc}") from exc
-    missing = [f.name for f in BASE_FIELDS if f.name not in table.schema.names]
-    if missing:
-        raise PnasError(f"{what} file {path} lacks column(s) {', '.join(missing)}")
-    return table
+    return read_arrow(path, what, [f.name for f in BASE_FIELDS])
 
 
 def _candidates(texts: Sequence[str], num_blocks: int) -> pa.Table:

@@ -10,15 +10,7 @@ import pandas as pd
 
 from pnas_core.atomic import atomic_path, write_text
 from pnas_core.errors import PnasError
-
-
-def _read(path: str | Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError as exc:
-        raise PnasError(f"{what} file {path} does not exist") from exc
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise PnasError(f"{what} file {path} is not a readable Parquet file: {exc}") from exc
+from pnas_core.tables import read_frame
 
 
 def summarize(candidates: Sequence[str | Path], trained: Sequence[str | Path]) -> pd.DataFrame:
@@ -31,8 +23,8 @@ def summarize(candidates: Sequence[str | Path], trained: Sequence[str | Path]) -
         raise PnasError("summarize needs one candidates file per trained file, level by level")
     frames = []
     for level, (cand_path, trained_path) in enumerate(zip(candidates, trained, strict=True), start=1):
-        cand = _read(cand_path, "candidates")
-        rec = _read(trained_path, "trained records")
+        cand = read_frame(cand_path, "candidates", ("cell", "rank"))
+        rec = read_frame(trained_path, "trained records", ("cell", "val_acc", "status", "params"))
         missing = set(cand["cell"]) - set(rec["cell"])
         if missing:
             raise PnasError(

@@ -212,13 +212,13 @@ def test_cli_beam_level(tmp_path, capsys):
     [
         (
             ["select", "--scored", "nope.parquet", "--k", "3", "--out", "x.parquet"],
-            "scored file not found: nope.parquet",
+            "scored file nope.parquet does not exist",
         ),
         (
             ["expand-score", "--parents", "nope.parquet", "--surrogate", "s", "--out", "x.parquet"],
-            "parents file not found",
+            "parents file nope.parquet does not exist",
         ),
-        (["fit-surrogate", "--records", "nope.parquet", "--out", "s"], "records file not found"),
+        (["fit-surrogate", "--records", "nope.parquet", "--out", "s"], "records file nope.parquet does not exist"),
         (["enumerate", "--ops", "sep9x9", "--out", "x.parquet"], "unknown op 'sep9x9'"),
     ],
 )

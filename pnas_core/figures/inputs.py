@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pnas_core.errors import PnasError
+from pnas_core.tables import read_frame
 
 SUMMARY_COLUMNS = (
     "level",
@@ -31,16 +32,7 @@ QUALITY_COLUMNS = ("predictor", "blocks", "repeat", "split", "rho", "n_train", "
 
 def read_table(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFrame:
     """Read a Parquet file and check that it has ``columns`` and at least one row."""
-    path = Path(path)
-    if not path.is_file():
-        raise PnasError(f"{what} file {path} does not exist")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise PnasError(f"{what} file {path} is not a readable Parquet file: {exc}") from exc
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise PnasError(f"{what} file {path} lacks column(s) {', '.join(missing)}")
+    df = read_frame(path, what, columns)
     if df.empty:
         raise PnasError(f"{what} file {path} has no rows")
     return df

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pnas_core.errors import PnasError
+from pnas_core.tables import read_frame
 
 REQUIRED_COLUMNS = ("cell", "num_blocks", "val_acc", "status")
 
@@ -19,18 +19,7 @@ def read_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     if not paths:
         raise PnasError("no records files given")
     frames = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise PnasError(f"records file not found: {path}")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise PnasError(f"cannot read records file {path}: {exc}") from exc
-        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-        if missing:
-            raise PnasError(f"records file {path} lacks column(s) {', '.join(missing)}")
-        frames.append(df)
+    frames = [read_frame(path, "records", REQUIRED_COLUMNS) for path in paths]
     return pd.concat(frames, ignore_index=True)
 
 
