@@ -1,0 +1,74 @@
+# The final network (SPEC §2): the best cell stacked deeper and wider, trained on train+val, evaluated
+# once on test, then exported to TorchScript. `pnas final-train` checkpoints into the output folder
+# (checkpoint.pt is no declared output, so Snakemake keeps it): a killed job resumes where it stopped.
+
+FINAL = f"{RESULTS}/final"
+FINAL_CODE = code_hash(
+    "space.py", "network.py", "ops.py", "data.py", "train.py", "devices.py", "final.py", "model_io.py"
+)
+FINAL_USE_GPU = config["final"].get("device", "auto") == "cuda"
+FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
+"""Dataset keys the final training takes from `train:` unless `final:` sets them: the test split must
+be the one the search never saw."""
+
+
+def final_outputs():
+    return [f"{FINAL}/metrics.json", f"{FINAL}/curve.png", f"{FINAL}/model.torchscript.pt"]
+
+
+rule final_settings:
+    output:
+        f"{RESULTS}/settings/final.json",
+    params:
+        settings={
+            **{k: config["train"][k] for k in FINAL_DATA_KEYS if k in config["train"]},
+            **config["final"],
+            "dataset": config["dataset"],
+            **({"data_root": config["data_root"]} if config.get("data_root") else {}),
+            "seed": config["seed"],
+        },
+    log:
+        f"{RESULTS}/logs/final_settings.log",
+    script:
+        "../scripts/write_json.py"
+
+
+rule final_train:
+    input:
+        cell=f"{RESULTS}/best_cell.txt",
+        settings=f"{RESULTS}/settings/final.json",
+    output:
+        model=f"{FINAL}/model.pt",
+        cell=f"{FINAL}/cell.txt",
+        settings=f"{FINAL}/settings.json",
+        metrics=f"{FINAL}/metrics.json",
+        curve=f"{FINAL}/curve.parquet",
+        png=f"{FINAL}/curve.png",
+        pdf=f"{FINAL}/curve.pdf",
+        csv=f"{FINAL}/curve.csv",
+    params:
+        out_dir=FINAL,
+        code=FINAL_CODE,
+    threads: config["train_threads"]
+    resources:
+        gpu=1 if FINAL_USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/final_train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/final_train.tsv"
+    shell:
+        "pnas final-train --cell-file {input.cell} --settings {input.settings} --out-dir {params.out_dir}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule final_export:
+    input:
+        model=f"{FINAL}/model.pt",
+    output:
+        f"{FINAL}/model.torchscript.pt",
+    params:
+        code=FINAL_CODE,
+    log:
+        f"{RESULTS}/logs/final_export.log",
+    shell:
+        "pnas export --model {input.model} --format torchscript --out {output} > {log} 2>&1"
