@@ -26,8 +26,8 @@ NODE=localhost
 
 log() { echo "slurm.sh: $*" >&2; }
 
-alive() { # alive PIDFILE: the process named in PIDFILE is running
-    [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
+alive() { # alive NAME PIDFILE: the process in PIDFILE is running and is NAME (not a reused pid)
+    [[ -s "$2" ]] && [[ "$(cat "/proc/$(cat "$2")/comm" 2>/dev/null)" == "$1" ]]
 }
 
 install_packages() {
@@ -86,7 +86,7 @@ EOF
 }
 
 start_munge() {
-    if alive "$MUNGE_PID"; then
+    if alive munged "$MUNGE_PID"; then
         return
     fi
     mkdir -p /run/munge /var/lib/munge /var/log/munge
@@ -121,10 +121,10 @@ cmd_start() {
     install_packages
     write_conf
     start_munge
-    if ! alive "$CTLD_PID"; then
+    if ! alive slurmctld "$CTLD_PID"; then
         slurmctld -c # -c: forget jobs from an earlier run
     fi
-    if ! alive "$SLURMD_PID"; then
+    if ! alive slurmd "$SLURMD_PID"; then
         slurmd -N "$NODE"
     fi
     wait_idle
@@ -133,7 +133,7 @@ cmd_start() {
 
 stop_pidfile() { # stop_pidfile NAME PIDFILE: TERM the process, wait up to 30 s, then KILL it
     local name=$1 pidfile=$2 pid
-    if ! alive "$pidfile"; then
+    if ! alive "$name" "$pidfile"; then
         rm -f "$pidfile"
         return
     fi
@@ -151,7 +151,7 @@ stop_pidfile() { # stop_pidfile NAME PIDFILE: TERM the process, wait up to 30 s,
 }
 
 cmd_stop() {
-    if alive "$CTLD_PID"; then
+    if alive slurmctld "$CTLD_PID"; then
         local jobs
         jobs=$(squeue --noheader --format=%i 2>/dev/null || true)
         if [[ -n "$jobs" ]]; then
@@ -174,7 +174,7 @@ cmd_status() {
     for pair in "munged:$MUNGE_PID" "slurmctld:$CTLD_PID" "slurmd:$SLURMD_PID"; do
         name=${pair%%:*}
         pidfile=${pair#*:}
-        if alive "$pidfile"; then
+        if alive "$name" "$pidfile"; then
             echo "$name: running (pid $(cat "$pidfile"))"
         else
             echo "$name: not running"
