@@ -63,10 +63,14 @@ def test_slurm_profile_asks_a_gpu_and_more_memory_for_training() -> None:
         assert resources["slurm_partition"] and resources["slurm_account"]
 
 
-def test_slurm_profile_grows_memory_and_runtime_with_the_attempt() -> None:
+def test_slurm_profile_training_gpu_and_resources_growing_with_the_attempt() -> None:
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     assert profile["executor"] == "slurm"
     assert profile["retries"] >= 1
+    for rule in TRAINING_RULES:
+        assert profile["set-resources"][rule]["gpu"] == 1, (
+            f"{rule} must ask for a GPU (resource gpu, not slurm_extra)"
+        )
     for resources in [profile["default-resources"], *(profile["set-resources"][r] for r in TRAINING_RULES)]:
         for key in ("mem_mb", "runtime"):
             first, third = (eval(str(resources[key]), {"attempt": a}) for a in (1, 3))
