@@ -3,6 +3,7 @@ a deleted shard, kill -9 and resume, bad configs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -100,6 +101,10 @@ def test_outputs_of_every_level(finished: Path) -> None:
     ):
         for ext in ("png", "pdf", "csv"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0
+    metrics = json.loads((out / "final" / "metrics.json").read_text())
+    assert 0 < metrics["test_acc"] <= 1
+    assert (out / "final" / "cell.txt").read_text().strip() == best.text
+    assert (out / "final" / "model.torchscript.pt").stat().st_size > 0
 
 
 def test_finished_run_is_a_no_op(finished: Path) -> None:

@@ -11,7 +11,7 @@ rule sample_random:
         n=RANDOM_BUDGET,
         seed=config["seed"],
         ops=" ".join(OPS),
-        code=SURROGATE_CODE,
+        code=BEAM_CODE,
     log:
         f"{RESULTS}/logs/random/sample.log",
     shell:
@@ -26,7 +26,7 @@ rule sample_quality:
         n=lambda wc: quality_cells(int(wc.b)),
         seed=lambda wc: config["seed"] + 1000 * int(wc.b),
         ops=" ".join(OPS),
-        code=SURROGATE_CODE,
+        code=BEAM_CODE,
     log:
         f"{RESULTS}/logs/quality/b{{b}}/sample.log",
     shell:

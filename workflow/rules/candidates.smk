@@ -7,7 +7,7 @@ rule enumerate_level1:
         candidates=f"{RESULTS}/level1/candidates.parquet",
     params:
         ops=" ".join(OPS),
-        code=SPACE_CODE,
+        code=BEAM_CODE,
     log:
         f"{RESULTS}/logs/level1/enumerate.log",
     shell:
@@ -42,7 +42,7 @@ rule select_top_k:
     params:
         k=K,
         by=config["search"]["select_by"],
-        code=SURROGATE_CODE,
+        code=BEAM_CODE,
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:

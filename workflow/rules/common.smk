@@ -72,10 +72,12 @@ def code_hash(*parts):
     return digest.hexdigest()[:12]
 
 
-SPACE_CODE = code_hash("space.py")
-TRAIN_CODE = code_hash("space.py", "network.py", "ops.py", "data.py", "train.py", "records.py", "cache.py", "devices.py")
-SURROGATE_CODE = code_hash("space.py", "surrogate", "beam.py")
-SUMMARY_CODE = code_hash("summary.py", "records.py")
+BEAM_CODE = code_hash("space.py", "beam.py", "tables.py")
+TRAIN_CODE = code_hash(
+    "space.py", "network.py", "ops.py", "data.py", "train.py", "records.py", "cache.py", "devices.py"
+)
+SURROGATE_CODE = code_hash("space.py", "surrogate", "beam.py", "quality.py", "tables.py")
+SUMMARY_CODE = code_hash("summary.py", "tables.py")
 FIGURES_CODE = code_hash("figures")
 
 

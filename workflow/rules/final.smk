@@ -43,7 +43,7 @@ rule final_train:
         settings=f"{FINAL}/settings.json",
         metrics=f"{FINAL}/metrics.json",
         curve=f"{FINAL}/curve.parquet",
-        png=f"{FINAL}/curve.png",
+        png=report(f"{FINAL}/curve.png", caption="../report/final_curve.rst", category="4. Final network"),
         pdf=f"{FINAL}/curve.pdf",
         csv=f"{FINAL}/curve.csv",
     params:
