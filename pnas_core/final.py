@@ -16,11 +16,9 @@ checkpoint is deleted once every output is written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from pnas_core.data import (
     normalize,
 )
 from pnas_core.errors import PnasError
+from pnas_core.settings_io import check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell
 
 CHECKPOINT = "checkpoint.pt"
@@ -116,20 +115,9 @@ class FinalSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from pnas_core.train import _check_type
-
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            try:
-                _check_type(f.name, getattr(self, f.name), hints[f.name])
-            except PnasError as exc:
-                raise PnasError(str(exc).replace("train setting", "final setting")) from None
-        if self.dataset not in DATASETS:
-            raise PnasError(f"final setting dataset is {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise PnasError(
-                f"final setting lr_schedule is {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
-            )
+        check_types(self, "final")
+        check_choice("final", "dataset", self.dataset, DATASETS)
+        check_choice("final", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("cells_per_stack", "filters", "epochs", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise PnasError(f"final setting {name} must be at least 1, got {getattr(self, name)}")
@@ -144,18 +132,7 @@ class FinalSettings:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinalSettings:
         """Settings from a mapping; unknown keys and wrong types raise :class:`PnasError` naming the key."""
-        from pnas_core.train import _as_float
-
-        if not isinstance(d, Mapping):
-            raise PnasError(f"final settings must be a mapping of keys to values, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PnasError(
-                f"unknown final setting(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
-            )
-        hints = typing.get_type_hints(cls)
-        return cls(**{k: (_as_float(v) if hints[k] in (float, float | None) else v) for k, v in d.items()})
+        return from_mapping(cls, d, "final")
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict (JSON-serialisable)."""
@@ -193,24 +170,7 @@ class FinalSettings:
 
 def load_final_settings(path: str | os.PathLike[str]) -> FinalSettings:
     """Read :class:`FinalSettings` from a JSON or YAML file (a mapping of setting keys)."""
-    p = Path(path)
-    if not p.is_file():
-        raise PnasError(f"final settings file {p} not found")
-    try:
-        if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(p.read_text())
-        else:
-            data = json.loads(p.read_text())
-    except Exception as exc:
-        raise PnasError(
-            f"final settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}"
-        ) from exc
-    try:
-        return FinalSettings.from_dict(data if data is not None else {})
-    except PnasError as exc:
-        raise PnasError(f"final settings file {p}: {exc}") from exc
+    return from_file(FinalSettings, path, "final")
 
 
 def class_names(settings: FinalSettings, data: DataSplits) -> list[str]:

@@ -24,11 +24,8 @@ import math
 import os
 import re
 import time
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,6 +34,7 @@ import torch.nn.functional as F
 from pnas_core.data import DATASETS, DataSplits, augment_batch, crop_padding, load_dataset, normalize
 from pnas_core.devices import DEVICE_CHOICES, pick_device
 from pnas_core.errors import PnasError
+from pnas_core.settings_io import check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell, parse
 
 TRAIN_CODE_VERSION = 1
@@ -110,12 +108,10 @@ class TrainSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), hints[f.name])
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_types(self, "train")
+        check_choice("train", "dataset", self.dataset, DATASETS)
+        check_choice("train", "optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("train", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("cells_per_stack", "filters", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise PnasError(f"train setting {name} must be at least 1, got {getattr(self, name)}")
@@ -136,17 +132,7 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainSettings:
         """Settings from a mapping; unknown keys and wrong types raise :class:`PnasError` naming the key."""
-        if not isinstance(d, Mapping):
-            raise PnasError(f"train settings must be a mapping of keys to values, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PnasError(
-                f"unknown train setting(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
-            )
-        hints = typing.get_type_hints(cls)
-        values = {k: (_as_float(v) if hints[k] in (float, float | None) else v) for k, v in d.items()}
-        return cls(**values)
+        return from_mapping(cls, d, "train")
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict (JSON-serialisable)."""
@@ -173,63 +159,9 @@ class TrainSettings:
         )
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _as_float(v: Any) -> Any:
-    """Ints, and numeric strings such as YAML's ``1e-4`` (which PyYAML reads as a string), as float."""
-    if _is_int(v):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
-
-
-def _check_type(name: str, value: Any, hint: Any) -> None:
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for t in allowed:
-        if t is type(None) and value is None:
-            return
-        if t is bool and isinstance(value, bool):
-            return
-        if t is int and _is_int(value):
-            return
-        if t is float and isinstance(value, float):
-            return
-        if t is str and isinstance(value, str):
-            return
-    want = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-    raise PnasError(f"train setting {name} must be {want}, got {value!r}")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise PnasError(f"train setting {name} is {value!r}; choose one of {', '.join(choices)}")
-
-
 def load_settings(path: str | os.PathLike[str]) -> TrainSettings:
     """Read :class:`TrainSettings` from a JSON or YAML file (a mapping of setting keys)."""
-    p = Path(path)
-    if not p.is_file():
-        raise PnasError(f"settings file {p} not found")
-    text = p.read_text()
-    try:
-        if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:
-        raise PnasError(f"settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
-    try:
-        return TrainSettings.from_dict(data if data is not None else {})
-    except PnasError as exc:
-        raise PnasError(f"settings file {p}: {exc}") from exc
+    return from_file(TrainSettings, path, "train")
 
 
 def candidate_seed(seed: int, cell_id: str) -> int:

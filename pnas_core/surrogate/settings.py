@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pnas_core.errors import PnasError
+from pnas_core.settings_io import from_file, from_mapping
 from pnas_core.space import MAX_BLOCKS
 
 XGB_DEFAULTS: dict[str, Any] = {
@@ -80,31 +80,12 @@ class SurrogateSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SurrogateSettings:
         """Build settings from a mapping; unknown keys raise :class:`PnasError` naming the key."""
-        if not isinstance(data, Mapping):
-            raise PnasError(f"surrogate settings must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise PnasError(f"unknown surrogate setting {key!r} (known: {', '.join(sorted(known))})")
-        return cls(**data)
+        return from_mapping(cls, data, "surrogate")
 
     @classmethod
     def from_file(cls, path: str | Path) -> SurrogateSettings:
         """Read settings from a JSON or YAML file (by extension)."""
-        path = Path(path)
-        if not path.is_file():
-            raise PnasError(f"surrogate settings file not found: {path}")
-        text = path.read_text()
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-            raise PnasError(f"cannot parse surrogate settings {path}: {exc}") from exc
-        return cls.from_dict(data)
+        return from_file(cls, path, "surrogate")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready); ``from_dict(to_dict())`` round-trips."""
