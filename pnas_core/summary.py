@@ -49,10 +49,16 @@ def best_row(summary: pd.DataFrame) -> pd.Series:
     return ok.sort_values(["val_acc", "params", "cell"], ascending=[False, True, True], kind="stable").iloc[0]
 
 
-def write_summary(summary: pd.DataFrame, out: str | Path, best_out: str | Path) -> pd.Series:
-    """Write the summary Parquet and ``best_cell.txt`` (cell text on line 1, facts below), atomically."""
+def write_summary(
+    summary: pd.DataFrame, out: str | Path, best_out: str | Path, csv_out: str | Path | None = None
+) -> pd.Series:
+    """Write the summary Parquet (and optionally CSV, for reading and the report) and
+    ``best_cell.txt`` (cell text on line 1, facts below), all atomically."""
     with atomic_path(out) as tmp:
         summary.to_parquet(tmp, index=False)
+    if csv_out is not None:
+        with atomic_path(csv_out) as tmp:
+            summary.to_csv(tmp, index=False, float_format="%.6g")
     best = best_row(summary)
     write_text(
         best_out,

@@ -88,6 +88,7 @@ def test_outputs_of_every_level(finished: Path) -> None:
             assert set(cand["parent"]) <= parents
             assert (out / f"level{b}" / "scored.parquet").exists()
     summary = pd.read_parquet(out / "summary.parquet")
+    assert len(pd.read_csv(out / "summary.csv")) == len(summary)
     assert len(summary) == (2 * n_ops) * (2 * n_ops + 1) // 2 + k * (big_b - 1)
     assert summary["pred_mean"].notna().sum() == k * (big_b - 1)
     best = parse((out / "best_cell.txt").read_text().splitlines()[0])
@@ -105,6 +106,15 @@ def test_outputs_of_every_level(finished: Path) -> None:
     assert 0 < metrics["test_acc"] <= 1
     assert (out / "final" / "cell.txt").read_text().strip() == best.text
     assert (out / "final" / "model.torchscript.pt").stat().st_size > 0
+
+
+def test_report_has_every_figure_and_caption(finished: Path) -> None:
+    report = finished / "results" / "tiny" / "report.html"
+    snakemake(finished, "--report", str(report.relative_to(finished)))
+    html = report.read_text()
+    for stem in ("search_efficiency", "predictor_quality", "predicted_vs_true", "best_cell", "summary"):
+        assert stem in html, stem
+    assert "Search efficiency" in html and "Every cell the search trained" in html
 
 
 def test_finished_run_is_a_no_op(finished: Path) -> None:

@@ -12,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trained", nargs="+", required=True, help="level1..B trained.parquet, in order")
     p.add_argument("--out", required=True, help="summary Parquet to write")
     p.add_argument("--best", required=True, help="best_cell.txt to write")
+    p.add_argument("--csv", default=None, help="also write the summary as CSV")
     p.set_defaults(func=run)
 
 
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from pnas_core.summary import summarize, write_summary
 
     summary = summarize(args.candidates, args.trained)
-    best = write_summary(summary, args.out, args.best)
+    best = write_summary(summary, args.out, args.best, args.csv)
     print(f"{len(summary)} trained cells over {summary['level'].max()} levels -> {args.out}")
     print(f"best: {best['cell']} (val_acc {best['val_acc']:.4f})")
     return 0

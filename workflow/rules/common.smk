@@ -128,7 +128,7 @@ def trained_upto(level):
 
 
 def search_outputs():
-    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/best_cell.txt"]
+    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/best_cell.txt"]
 
 
 def figure_files():

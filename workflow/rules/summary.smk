@@ -9,13 +9,14 @@ rule summarize:
     output:
         summary=f"{RESULTS}/summary.parquet",
         best=f"{RESULTS}/best_cell.txt",
+        csv=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="0. Summary"),
     params:
         code=SUMMARY_CODE,
     log:
         f"{RESULTS}/logs/summarize.log",
     shell:
         "pnas summarize --candidates {input.candidates} --trained {input.trained}"
-        " --out {output.summary} --best {output.best} > {log} 2>&1"
+        " --out {output.summary} --best {output.best} --csv {output.csv} > {log} 2>&1"
 
 
 onsuccess:
