@@ -11,7 +11,9 @@ concatenated). The head is ReLU, global average pool, dropout, linear.
 
 Each cell maps H^{c-2} and H^{c-1} to its filter count with ReLU-1x1 conv-BN, or with a factorized
 reduction when H^{c-2} is at twice the resolution of H^{c-1}; an input that no block reads gets no
-projection (no unused parameters). A reduction cell applies stride 2 to
+projection (no unused parameters), and a cell whose output no later cell reads (when the cell never
+reads H^{c-1}, every other cell is such) is not built at all (:class:`SkippedCell`): the network's
+parameters and multiply-adds are those that shape its output. A reduction cell applies stride 2 to
 the ops reading H^{c-2} or H^{c-1}. Drop path zeroes whole op outputs (identity is never dropped,
 as in NASNet); cell i of n drops with probability ``drop_path · (i+1)/n · drop_path_scale``.
 """
@@ -180,6 +182,35 @@ class PNASCell(nn.Module):
         return torch.cat(states[2:], 1)
 
 
+class SkippedCell(nn.Module):
+    """Stands for a cell whose output no later cell (nor the head) reads: no parameters, no compute.
+
+    It passes H^{c-1} on, so the next cell's H^{c-2} is still the right tensor.
+    """
+
+    def __init__(self, out_channels: int):
+        super().__init__()
+        self.out_channels = out_channels
+
+    def forward(self, s0: Tensor, s1: Tensor, drop_scale: float) -> Tensor:
+        return s1
+
+
+def live_cells(cell: Cell, num_cells: int, aux_index: int = -1) -> set[int]:
+    """Indices of the cells whose output reaches the classifier (or the auxiliary head)."""
+    read = {i for b in cell.blocks for i in (b.in1, b.in2)}
+    live: set[int] = set()
+    todo = [num_cells - 1, aux_index]
+    while todo:
+        i = todo.pop()
+        if i < 0 or i in live:
+            continue
+        live.add(i)
+        todo += [i - 1] if 1 in read else []
+        todo += [i - 2] if 0 in read else []
+    return live
+
+
 class AuxHead(nn.Module):
     """Auxiliary classifier (NASNet style, size-agnostic): ReLU, 5x5 avg pool stride 3, 1x1 conv 128
     + BN + ReLU, 1x1 conv 768 + BN + ReLU, global average, linear."""
@@ -227,9 +258,14 @@ class PNASNetwork(nn.Module):
         self.cells = nn.ModuleList()
         last_reduction = max((i for i, p in enumerate(plan) if p.reduction and not p.stem_cell), default=0)
         self.aux_index = last_reduction - 1 if settings.aux_head else -1  # the cell before the last reduction
+        live = live_cells(cell, len(plan), self.aux_index)
         for i, p in enumerate(plan):
             drop = settings.drop_path * (i + 1) / len(plan)
-            cell_module = PNASCell(cell, channels[0], channels[1], p, levels[0] < levels[1], drop)
+            cell_module: PNASCell | SkippedCell = (
+                PNASCell(cell, channels[0], channels[1], p, levels[0] < levels[1], drop)
+                if i in live
+                else SkippedCell(p.filters * cell.num_blocks)
+            )
             self.cells.append(cell_module)
             channels = [channels[1], cell_module.out_channels]
             levels = [levels[1], levels[1] + int(p.reduction)]

@@ -37,7 +37,7 @@ from pnas_core.errors import PnasError
 from pnas_core.settings_io import check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell, parse
 
-TRAIN_CODE_VERSION = 1
+TRAIN_CODE_VERSION = 2
 """Bumped whenever training semantics change; part of :meth:`TrainSettings.settings_hash`."""
 
 OPTIMIZERS = ("sgd", "adam")

@@ -6,6 +6,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,9 @@ from pnas_core.errors import PnasError
 from pnas_core.network import (
     PRESETS,
     NetworkSettings,
+    SkippedCell,
     build_network,
+    live_cells,
     network_plan,
     pnasnet5_cifar,
     pnasnet5_large,
@@ -337,3 +340,19 @@ def test_aux_head_needs_a_reduction() -> None:
 def test_build_network_needs_a_cell() -> None:
     with pytest.raises(PnasError, match="Cell"):
         build_network(PNASNET5, TINY)  # type: ignore[arg-type]
+
+
+def test_cells_nobody_reads_are_not_built() -> None:
+    """A cell that never reads H^{c-1} leaves every other cell unread: those are skipped, so every
+    parameter shapes the output (and counts are honest), and the output is still right-sized."""
+    only_c2 = parse("0:sep5x5,0:avg3x3")
+    net = build_network(only_c2, TINY)
+    skipped = [i for i, c in enumerate(net.cells) if isinstance(c, SkippedCell)]
+    assert skipped == [1, 3]  # 5 cells (N=1, two reductions): the last reads cell 2, which reads cell 0
+    assert live_cells(only_c2, 5) == {0, 2, 4}
+    run_forward_backward(net, torch.randn(2, 3, 8, 8))
+    both = build_network(parse("0:sep5x5,1:avg3x3"), TINY)
+    assert not any(isinstance(c, SkippedCell) for c in both.cells)
+    assert count_params(net) < count_params(both)
+    with_aux = build_network(only_c2, replace(TINY, aux_head=True))  # the aux head keeps its cell alive
+    assert with_aux.aux_index not in [i for i, c in enumerate(with_aux.cells) if isinstance(c, SkippedCell)]
