@@ -218,7 +218,10 @@ def test_cli_beam_level(tmp_path, capsys):
             ["expand-score", "--parents", "nope.parquet", "--surrogate", "s", "--out", "x.parquet"],
             "parents file nope.parquet does not exist",
         ),
-        (["fit-surrogate", "--records", "nope.parquet", "--out", "s"], "records file nope.parquet does not exist"),
+        (
+            ["fit-surrogate", "--records", "nope.parquet", "--out", "s"],
+            "records file nope.parquet does not exist",
+        ),
         (["enumerate", "--ops", "sep9x9", "--out", "x.parquet"], "unknown op 'sep9x9'"),
     ],
 )
