@@ -38,7 +38,7 @@ from pnas_core.data import (
     normalize,
 )
 from pnas_core.errors import PnasError
-from pnas_core.settings_io import check_choice, check_types, from_file, from_mapping
+from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell
 
 CHECKPOINT = "checkpoint.pt"
@@ -118,16 +118,21 @@ class FinalSettings:
         check_types(self, "final")
         check_choice("final", "dataset", self.dataset, DATASETS)
         check_choice("final", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        for name in ("cells_per_stack", "filters", "epochs", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise PnasError(f"final setting {name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise PnasError(f"final setting lr must be positive, got {self.lr}")
-        for name in ("momentum", "weight_decay", "label_smoothing", "aux_weight", "cutout", "num_reductions"):
-            if getattr(self, name) < 0:
-                raise PnasError(f"final setting {name} must be >= 0, got {getattr(self, name)}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise PnasError(f"final setting grad_clip must be positive or null, got {self.grad_clip}")
+        check_bounds(
+            self,
+            "final",
+            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "checkpoint_every"),
+            non_negative=(
+                "momentum",
+                "weight_decay",
+                "label_smoothing",
+                "aux_weight",
+                "cutout",
+                "num_reductions",
+            ),
+            positive=("lr",),
+            positive_or_null=("grad_clip",),
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinalSettings:

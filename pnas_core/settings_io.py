@@ -57,6 +57,27 @@ def check_types(obj: Any, what: str) -> None:
             raise PnasError(f"{what} setting {f.name} must be {want}, got {value!r}")
 
 
+def check_bounds(
+    obj: Any,
+    what: str,
+    at_least_one: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    positive_or_null: tuple[str, ...] = (),
+) -> None:
+    """Check numeric ranges of the named fields of ``obj``; errors name the field and its value."""
+    for names, ok, rule in (
+        (at_least_one, lambda v: v >= 1, "at least 1"),
+        (non_negative, lambda v: v >= 0, ">= 0"),
+        (positive, lambda v: v > 0, "positive"),
+        (positive_or_null, lambda v: v is None or v > 0, "positive or null"),
+    ):
+        for name in names:
+            value = getattr(obj, name)
+            if not ok(value):
+                raise PnasError(f"{what} setting {name} must be {rule}, got {value}")
+
+
 def check_choice(what: str, name: str, value: str, choices: tuple[str, ...]) -> None:
     """Raise unless ``value`` is one of ``choices``."""
     if value not in choices:

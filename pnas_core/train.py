@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pnas_core.data import DATASETS, DataSplits, augment_batch, crop_padding, load_dataset, normalize
 from pnas_core.devices import DEVICE_CHOICES, pick_device
 from pnas_core.errors import PnasError
-from pnas_core.settings_io import check_choice, check_types, from_file, from_mapping
+from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell, parse
 
 TRAIN_CODE_VERSION = 2
@@ -112,22 +112,18 @@ class TrainSettings:
         check_choice("train", "dataset", self.dataset, DATASETS)
         check_choice("train", "optimizer", self.optimizer, OPTIMIZERS)
         check_choice("train", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        for name in ("cells_per_stack", "filters", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise PnasError(f"train setting {name} must be at least 1, got {getattr(self, name)}")
-        if self.num_reductions < 0:
-            raise PnasError(f"train setting num_reductions must be >= 0, got {self.num_reductions}")
-        if not self.lr > 0:
-            raise PnasError(f"train setting lr must be positive, got {self.lr}")
-        for name in ("weight_decay", "momentum", "label_smoothing"):
-            if getattr(self, name) < 0:
-                raise PnasError(f"train setting {name} must be >= 0, got {getattr(self, name)}")
+        check_bounds(
+            self,
+            "train",
+            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size"),
+            non_negative=("num_reductions", "weight_decay", "momentum", "label_smoothing"),
+            positive=("lr",),
+            positive_or_null=("grad_clip",),
+        )
         if self.device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", self.device):
             raise PnasError(
                 f"train setting device is {self.device!r}; choose auto, cpu, cuda or cuda:<index>"
             )
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise PnasError(f"train setting grad_clip must be positive or null, got {self.grad_clip}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainSettings:
