@@ -400,14 +400,19 @@ def run_final(
     save_model(out / "model.pt", model, info)
     write_text(out / "cell.txt", cell.text + "\n")
     write_json(out / "settings.json", settings.to_dict())
-    _write_curve(out, state.curve)
+    title = (
+        f"Final network: {cell.text}\nN={settings.cells_per_stack}, F={settings.filters}, "
+        f"{metrics['params']:,} parameters, {state.epoch} epochs; test accuracy {test_acc:.4f} "
+        f"on {len(data.test_y)} images"
+    )
+    _write_curve(out, state.curve, title)
     write_json(out / "metrics.json", metrics)
     ckpt_path.unlink(missing_ok=True)
     log(f"test accuracy {test_acc:.4f} ({len(data.test_y)} images), {state.seconds:.0f}s training -> {out}")
     return metrics
 
 
-def _write_curve(out: Path, curve: list[dict[str, Any]]) -> None:
+def _write_curve(out: Path, curve: list[dict[str, Any]], title: str) -> None:
     """``curve.parquet`` and the figure ``curve.png``/``.pdf``/``.csv`` (loss, train accuracy, lr)."""
     import pandas as pd
 
@@ -417,7 +422,8 @@ def _write_curve(out: Path, curve: list[dict[str, Any]]) -> None:
     with atomic_path(out / "curve.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     with figure_style():
-        fig = new_figure(7.5, 2.4)
+        fig = new_figure(7.5, 2.9)
+        fig.suptitle(title, fontsize="medium")
         axes = fig.subplots(1, 3)
         for ax, column, label in zip(
             axes,

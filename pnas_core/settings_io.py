@@ -102,7 +102,7 @@ def from_mapping(cls: type[T], data: Any, what: str) -> T:
 def read_mapping(path: str | os.PathLike[str], what: str) -> Any:
     """The content of a JSON or YAML (by extension) settings file; an empty file is ``{}``."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() or p.is_dir():  # exists(): a pipe such as bash's <(...) is fine too
         raise PnasError(f"{what} settings file {p} not found")
     text = p.read_text()
     try:
