@@ -335,3 +335,38 @@ def cutout_batch(x: torch.Tensor, generator: torch.Generator, size: int) -> torc
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) → float32 standardised with per-channel ``mean`` and ``std`` (0..255 units)."""
     return (x.float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """The dataset fields shared by the search's and the final training's settings.
+
+    Attributes:
+        dataset: ``digits``, ``cifar10`` or ``imagefolder`` (see the module docstring).
+        data_root: folder holding the dataset (``cifar-10-batches-py/`` or ``train/``...); None: ``data``.
+        download: fetch CIFAR-10 through torchvision when missing (needs internet).
+        image_size: square size images are resized to; None keeps the native size.
+        val_fraction: share of the training images held out for validation (0.1: 45,000/5,000).
+        test_fraction: share held out for test when a dataset has no test split (digits).
+        split_seed: seed of the stratified splits.
+    """
+
+    dataset: str = "cifar10"
+    data_root: str | None = None
+    download: bool = False
+    image_size: int | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+    def load_data(self) -> DataSplits:
+        """The dataset with these splits (memoised by :func:`load_dataset`)."""
+        return load_dataset(
+            self.dataset,
+            "data" if self.data_root is None else self.data_root,
+            self.image_size,
+            self.val_fraction,
+            self.test_fraction,
+            self.split_seed,
+            self.download,
+        )

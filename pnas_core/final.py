@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from pnas_core.atomic import atomic_path, write_json, write_text
 from pnas_core.data import (
     DATASETS,
+    DatasetSettings,
     DataSplits,
     augment_batch,
     crop_padding,
     cutout_batch,
-    load_dataset,
     normalize,
 )
 from pnas_core.errors import PnasError
@@ -60,12 +60,12 @@ LogFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class FinalSettings:
+class FinalSettings(DatasetSettings):
     """How to build and train the final network. Defaults: the paper's CIFAR-10 final training.
 
     Attributes:
         dataset, data_root, download, image_size, val_fraction, test_fraction, split_seed: the
-            dataset, as in :class:`pnas_core.train.TrainSettings` (use the search's values so that
+            dataset (:class:`pnas_core.data.DatasetSettings`; use the search's values so that
             the test split is the one the search never saw); training uses train + val.
         cells_per_stack: N (paper: 3). filters: F (paper: 48). num_reductions: reductions (2).
         reduction_in_stack: the reduction cell is the first cell of each later stack (3N cells, the
@@ -84,13 +84,6 @@ class FinalSettings:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``. seed: seed of initialisation and batches.
     """
 
-    dataset: str = "cifar10"
-    data_root: str | None = None
-    download: bool = False
-    image_size: int | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    split_seed: int = 0
     cells_per_stack: int = 3
     filters: int = 48
     num_reductions: int = 2
@@ -142,19 +135,6 @@ class FinalSettings:
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
-
-    def load_data(self) -> DataSplits:
-        """The dataset with the search's splits (memoised by :func:`pnas_core.data.load_dataset`)."""
-        root = "data" if self.data_root is None else self.data_root
-        return load_dataset(
-            self.dataset,
-            root,
-            self.image_size,
-            self.val_fraction,
-            self.test_fraction,
-            self.split_seed,
-            self.download,
-        )
 
     def network_settings(self, data: DataSplits) -> Any:
         """The :class:`pnas_core.network.NetworkSettings` of the final network for ``data``."""

@@ -31,7 +31,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pnas_core.data import DATASETS, DataSplits, augment_batch, crop_padding, load_dataset, normalize
+from pnas_core.data import (
+    DATASETS,
+    DatasetSettings,
+    DataSplits,
+    augment_batch,
+    crop_padding,
+    normalize,
+)
 from pnas_core.devices import DEVICE_CHOICES, pick_device
 from pnas_core.errors import PnasError
 from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
@@ -56,17 +63,12 @@ EpochCallback = Callable[[int, int, float, float], None]
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(DatasetSettings):
     """How to train and score one candidate. Defaults follow the paper's CIFAR-10 search.
 
     Attributes:
-        dataset: ``digits``, ``cifar10`` or ``imagefolder`` (see :mod:`pnas_core.data`).
-        data_root: folder holding the dataset (``cifar-10-batches-py/`` or ``train/``...); None: ``data``.
-        download: fetch CIFAR-10 through torchvision when missing (needs internet).
-        image_size: square size images are resized to; None keeps the native size.
-        val_fraction: share of the training images held out for validation (0.1: 45,000/5,000).
-        test_fraction: share held out for test when a dataset has no test split (digits).
-        split_seed: seed of the stratified splits.
+        dataset, data_root, download, image_size, val_fraction, test_fraction, split_seed: the
+            dataset and its splits (:class:`pnas_core.data.DatasetSettings`).
         cells_per_stack: N, cells between reductions (paper search: 2).
         filters: F, filters of the first stack (paper search: 24).
         num_reductions: reduction cells in the network (CIFAR layout: 2).
@@ -84,13 +86,6 @@ class TrainSettings:
         seed: global seed; each candidate trains with ``candidate_seed(seed, cell_id)``.
     """
 
-    dataset: str = "cifar10"
-    data_root: str | None = None
-    download: bool = False
-    image_size: int | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    split_seed: int = 0
     cells_per_stack: int = 2
     filters: int = 24
     num_reductions: int = 2
@@ -141,18 +136,6 @@ class TrainSettings:
         fields["train_code_version"] = TRAIN_CODE_VERSION
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def load_data(self) -> DataSplits:
-        """The dataset these settings train on (memoised by :func:`pnas_core.data.load_dataset`)."""
-        return load_dataset(
-            self.dataset,
-            "data" if self.data_root is None else self.data_root,
-            self.image_size,
-            self.val_fraction,
-            self.test_fraction,
-            self.split_seed,
-            self.download,
-        )
 
 
 def load_settings(path: str | os.PathLike[str]) -> TrainSettings:
