@@ -5,6 +5,9 @@ Columns (:data:`RECORD_SCHEMA`):
 - ``cell`` canonical cell text, ``cell_id`` its 16-hex id, ``num_blocks``
 - ``val_acc`` validation accuracy in [0, 1] (null unless ``status == "ok"``), ``train_loss`` mean
   training loss of the last epoch (null if none finished)
+- ``val_curve`` the learning curve: validation accuracy after each evaluated epoch, listed in
+  ``curve_epochs`` (every ``eval_every`` epochs and the last; its last entry equals ``val_acc``;
+  a diverged run keeps the evaluations before it diverged)
 - ``params`` and ``mult_adds`` of the built network, ``train_seconds`` wall time of the training run
 - ``epochs`` epochs run, ``batch_size`` the batch size actually used (halved after a CUDA OOM)
 - ``device`` e.g. ``cpu`` or ``cuda:0``, ``seed`` the global seed, ``candidate_seed`` the seed derived
@@ -38,6 +41,8 @@ RECORD_SCHEMA = pa.schema(
         pa.field("cell_id", pa.string(), nullable=False),
         pa.field("num_blocks", pa.int8(), nullable=False),
         pa.field("val_acc", pa.float64()),
+        pa.field("val_curve", pa.list_(pa.float64()), nullable=False),
+        pa.field("curve_epochs", pa.list_(pa.int32()), nullable=False),
         pa.field("train_loss", pa.float64()),
         pa.field("params", pa.int64(), nullable=False),
         pa.field("mult_adds", pa.int64(), nullable=False),

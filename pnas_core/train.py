@@ -44,7 +44,7 @@ from pnas_core.errors import PnasError
 from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell, parse
 
-TRAIN_CODE_VERSION = 2
+TRAIN_CODE_VERSION = 3
 """Bumped whenever training semantics change; part of :meth:`TrainSettings.settings_hash`."""
 
 OPTIMIZERS = ("sgd", "adam")
@@ -82,6 +82,8 @@ class TrainSettings(DatasetSettings):
         label_smoothing: cross-entropy label smoothing (0).
         grad_clip: clip the global gradient norm to this value; None disables clipping.
         augment: random crop with padding (and flips where the dataset allows) during training.
+        eval_every: validation accuracy is measured after every ``eval_every`` epochs and after the
+            last one (the record's learning curve, ``val_curve``); 1 evaluates after each epoch.
         device: ``auto`` (CUDA if present), ``cpu``, ``cuda`` or ``cuda:<i>``.
         seed: global seed; each candidate trains with ``candidate_seed(seed, cell_id)``.
     """
@@ -99,6 +101,7 @@ class TrainSettings(DatasetSettings):
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     augment: bool = True
+    eval_every: int = 1
     device: str = "auto"
     seed: int = 0
 
@@ -110,7 +113,7 @@ class TrainSettings(DatasetSettings):
         check_bounds(
             self,
             "train",
-            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size"),
+            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every"),
             non_negative=("num_reductions", "weight_decay", "momentum", "label_smoothing"),
             positive=("lr",),
             positive_or_null=("grad_clip",),
@@ -222,6 +225,8 @@ def _record(
         "cell_id": cell.id,
         "num_blocks": cell.num_blocks,
         "val_acc": None,
+        "val_curve": [],
+        "curve_epochs": [],
         "train_loss": None,
         "params": 0,
         "mult_adds": 0,
@@ -296,6 +301,9 @@ def _train(
     flip = settings.augment and data.allow_flip
     train_loss: float | None = None
     status, error, epochs_run = "ok", None, 0
+    val_acc: float | None = None
+    curve: list[float] = []
+    curve_epochs: list[int] = []
     for epoch in range(1, settings.epochs + 1):
         model.train()
         perm = torch.randperm(n, generator=gen, device=device)
@@ -326,11 +334,15 @@ def _train(
         train_loss = mean_loss
         if on_epoch is not None:
             on_epoch(epoch, settings.epochs, mean_loss, correct.item() / (steps * batch_size))
-    val_acc = None
-    if status == "ok":
-        val_acc, finite = evaluate(model, dd.val_x, dd.val_y, dd.mean, dd.std)
-        if not finite:
-            status, error, val_acc = "diverged", "non-finite logits on the validation split", None
+        if epoch % settings.eval_every == 0 or epoch == settings.epochs:
+            val_acc, finite = evaluate(model, dd.val_x, dd.val_y, dd.mean, dd.std)
+            if not finite:
+                status, error, val_acc = "diverged", f"non-finite logits on the validation split in epoch {epoch}", None
+                break
+            curve.append(val_acc)
+            curve_epochs.append(epoch)
+    if status != "ok":
+        val_acc = None
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -345,6 +357,8 @@ def _train(
         seed,
         batch_size,
         val_acc=val_acc,
+        val_curve=curve,
+        curve_epochs=curve_epochs,
         train_loss=train_loss,
         params=int(params),
         mult_adds=int(mult_adds),

@@ -259,3 +259,17 @@ def test_cuda_oom_retries_at_half_batch_then_fails(monkeypatch: pytest.MonkeyPat
     assert r["status"] == "failed" and r["batch_size"] == 16 and r["val_acc"] is None
     assert r["error"].startswith("CUDA out of memory at batch size 16")
     assert r["device"] == "cuda:0"
+
+
+def test_learning_curve_every_epoch_and_sparse(quick_records) -> None:
+    r = quick_records[0]
+    assert r["curve_epochs"] == [1, 2, 3] and len(r["val_curve"]) == 3
+    assert r["val_curve"][-1] == r["val_acc"]
+    assert all(0.0 <= a <= 1.0 for a in r["val_curve"])
+    sparse = train_candidate(CHEAP_CELLS[0], TrainSettings.from_dict({**QUICK, "eval_every": 2}))
+    # evaluating fewer epochs changes neither training nor the final accuracy (bitwise, on CPU)
+    assert sparse["curve_epochs"] == [2, 3]
+    assert sparse["val_curve"] == [r["val_curve"][1], r["val_acc"]]
+    assert sparse["train_loss"] == r["train_loss"]
+    with pytest.raises(PnasError, match="eval_every"):
+        TrainSettings.from_dict({"eval_every": 0})
