@@ -5,7 +5,8 @@
 (the training settings), ``classes`` (names in label order), ``mean``/``std`` (per-channel
 normalisation in 0..255 units), ``input_shape`` (C, H, W), ``metrics`` and ``pnas_version``.
 :func:`load_model` rebuilds the network from the stored cell and settings and refuses a file whose
-weights do not fit it. :func:`predict_files` and :func:`export_torchscript` use a loaded model.
+weights do not fit it. :func:`predict_files`, :func:`export_torchscript` and :func:`export_onnx` use a
+loaded model.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MODEL_FILE = "model.pt"
 MODEL_FORMAT = "pnas-model-1"
 REQUIRED_KEYS = ("state_dict", "cell", "network", "settings", "classes", "mean", "std", "input_shape")
 EXPORT_TOLERANCE = 1e-5
+ONNX_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -244,4 +246,44 @@ def export_torchscript(model: torch.nn.Module, info: ModelInfo, out: str | os.Pa
         raise PnasError(
             f"TorchScript export {out} differs from the model by {diff:.3g} (> {EXPORT_TOLERANCE})"
         )
+    return diff
+
+
+def export_onnx(model: torch.nn.Module, info: ModelInfo, out: str | os.PathLike[str]) -> float:
+    """Export ``model`` (eval, CPU, float32) to ONNX at ``out`` atomically with torch's exporter
+    (``torch.export``), one input ``images`` (normalised, (N, C, H, W), any N) and one output
+    ``logits``. Runs the saved file in onnxruntime on a seeded random batch of another batch size than
+    the export's; returns the largest absolute difference to the model (PnasError above
+    :data:`ONNX_TOLERANCE`). Needs the ``onnx`` extra (``pip install -e '.[onnx]'``)."""
+    try:
+        import onnxruntime
+        import onnxscript  # noqa: F401 (torch's exporter needs it)
+    except ImportError as exc:
+        raise PnasError(
+            f"ONNX export needs onnx, onnxscript and onnxruntime ({exc}): pip install -e '.[onnx]'"
+        ) from exc
+    model = model.to("cpu").eval()
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn((2, *info.input_shape), generator=gen)
+    check = torch.randn((5, *info.input_shape), generator=gen)
+    with torch.no_grad(), atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own notes on decompositions
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
+        )
+        if program is None:
+            raise PnasError("torch.onnx.export returned no program")
+        program.save(str(tmp), external_data=False)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"images": check.numpy()})
+    with torch.no_grad():
+        diff = float((torch.from_numpy(logits) - model(check)).abs().max())
+    if not diff <= ONNX_TOLERANCE:
+        raise PnasError(f"ONNX export {out} differs from the model by {diff:.3g} (> {ONNX_TOLERANCE})")
     return diff
