@@ -163,8 +163,9 @@ def class_names(settings: FinalSettings, data: DataSplits) -> list[str]:
     if settings.dataset == "cifar10":
         return list(CIFAR10_CLASSES)
     if settings.dataset == "imagefolder":
-        train_dir = Path("data" if settings.data_root is None else settings.data_root) / "train"
-        return sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+        from pnas_core.imagefolder import class_folders
+
+        return class_folders(Path("data" if settings.data_root is None else settings.data_root) / "train")
     return [str(i) for i in range(data.num_classes)]
 
 
