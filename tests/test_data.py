@@ -274,8 +274,7 @@ def test_imagefolder_jpeg_draft_decoding_is_close_to_full_decoding(tmp_path: Pat
             img = np.stack([(xx * 4 + i * 10) % 256, (yy * 4) % 256, ((xx + yy) * 2 + phase * 50) % 256], -1)
             Image.fromarray(img.astype(np.uint8)).save(tmp_path / "train" / cls / f"{i}.jpg", quality=95)
     d = load_imagefolder(tmp_path, 16, 0.2, 0.2, 0)
-    path = d.path / "meta.json"
-    first = Path(json.loads(path.read_text())["files"]["train"][0])
+    first = Path(json.loads((d.path / "files.json").read_text())["train"][0])
     full = Image.open(first).convert("RGB").resize((16, 16), Image.Resampling.BILINEAR)
     diff = np.abs(d.arrays[0][0].astype(int) - np.asarray(full).transpose(2, 0, 1).astype(int))
     assert d.arrays[0].shape[1:] == (3, 16, 16) and diff.mean() < 6
