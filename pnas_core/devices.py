@@ -1,9 +1,11 @@
 """Training device and CPU thread choice.
 
 ``auto`` picks CUDA when present, else CPU. With several visible GPUs (``CUDA_VISIBLE_DEVICES`` is
-respected, as torch numbers only the visible ones) it picks the one with the least memory in use, so
-parallel Snakemake jobs, which get no GPU ids, spread over the GPUs. Ties go to ``pid % n`` so that
-jobs starting at the same moment do not all pick GPU 0.
+respected, as torch numbers only the visible ones) a job takes GPU ``slot % n``, where the slot is
+given by the caller: ``pnas train`` passes its shard index, so the shards of a level that start
+together land on different GPUs by construction (no race on memory readings), and all W workers of a
+shard share its GPU. Other jobs (final training, predict) use slot 0. On SLURM each job sees only the
+GPU it was given, so every slot maps to it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 THREADS_ENV = "PNAS_THREADS"
 
 
-def pick_device(request: str = "auto") -> torch.device:
-    """The torch device for ``request`` (``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``)."""
+def pick_device(request: str = "auto", slot: int = 0) -> torch.device:
+    """The torch device for ``request`` (``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``); ``auto`` and
+    ``cuda`` take visible GPU ``slot % n`` (see the module docstring)."""
     if request == "cpu":
         return torch.device("cpu")
     if request.startswith("cuda:"):
@@ -35,26 +38,7 @@ def pick_device(request: str = "auto") -> torch.device:
         if request == "cuda":
             raise PnasError("device 'cuda' requested but CUDA is not available")
         return torch.device("cpu")
-    return torch.device("cuda", least_used_gpu())
-
-
-def least_used_gpu() -> int:
-    """Index (among visible GPUs) of the GPU with the least memory in use."""
-    n = torch.cuda.device_count()
-    if n == 1:
-        return 0
-    used = [_memory_used(i) for i in range(n)]
-    low = min(used)
-    ties = [i for i, u in enumerate(used) if u == low]
-    return ties[os.getpid() % len(ties)]
-
-
-def _memory_used(index: int) -> int:
-    try:
-        return int(torch.cuda.device_memory_used(index))  # NVML: no CUDA context on other GPUs
-    except Exception:
-        free, total = torch.cuda.mem_get_info(index)
-        return int(total - free)
+    return torch.device("cuda", slot % torch.cuda.device_count())
 
 
 def resolve_threads(threads: int | None = None) -> int:

@@ -53,10 +53,10 @@ DIVERGED_LOSS = 100.0
 """An epoch whose mean training loss is above this (or not finite) counts as diverged."""
 EVAL_BATCH = 1000
 
-NOT_HASHED = frozenset({"data_root", "download", "device", "seed"})
-"""Fields that do not enter the settings hash: paths and device choice do not define the experiment
-(the dataset fingerprint and the record's ``device`` column cover them) and the seed is its own part
-of the cache key."""
+NOT_HASHED = frozenset({"data_root", "download", "device", "workers", "seed"})
+"""Fields that do not enter the settings hash: paths, device choice and how many candidates train at
+once do not define the experiment (the dataset fingerprint and the record's ``device`` column cover
+them) and the seed is its own part of the cache key."""
 
 EpochCallback = Callable[[int, int, float, float], None]
 """``(epoch, epochs, mean train loss, train accuracy)`` after each epoch."""
@@ -85,6 +85,8 @@ class TrainSettings(DatasetSettings):
         eval_every: validation accuracy is measured after every ``eval_every`` epochs and after the
             last one (the record's learning curve, ``val_curve``); 1 evaluates after each epoch.
         device: ``auto`` (CUDA if present), ``cpu``, ``cuda`` or ``cuda:<i>``.
+        workers: candidates of a shard trained at once on its device (``pnas train --workers``,
+            :mod:`pnas_core.shard`); does not change any result.
         seed: global seed; each candidate trains with ``candidate_seed(seed, cell_id)``.
     """
 
@@ -103,6 +105,7 @@ class TrainSettings(DatasetSettings):
     augment: bool = True
     eval_every: int = 1
     device: str = "auto"
+    workers: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,7 +116,7 @@ class TrainSettings(DatasetSettings):
         check_bounds(
             self,
             "train",
-            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every"),
+            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every", "workers"),
             non_negative=("num_reductions", "weight_decay", "momentum", "label_smoothing"),
             positive=("lr",),
             positive_or_null=("grad_clip",),

@@ -187,3 +187,33 @@ def test_concurrent_jobs_train_each_candidate_once(job: dict[str, Path]) -> None
     assert sum(cached for _, cached in counts) == len(CELLS), counts
     a, b = (read_records(job["dir"] / f"job{i}.parquet") for i in range(2))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_workers_train_candidates_at_once_with_bitwise_equal_records(
+    job: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, two = job["dir"] / "w1.parquet", job["dir"] / "w2.parquet"
+    assert main(_train_args(job, one)) == 0
+    # two worker processes, one torch thread each (--threads 2 split in two), their own cache
+    args = _train_args(job, two, "--workers", "2", "--cache-dir", str(job["dir"] / "cache2"))
+    args[args.index("--threads") + 1] = "2"
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "2 worker(s), 1 thread(s) each" in err and _counts(err) == (8, 0)
+    a, b = read_records(one), read_records(two)
+    assert a["cell"].tolist() == b["cell"].tolist()  # shard order, whatever finished first
+    timing = ["train_seconds"]
+    pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing), check_exact=True)
+    assert len(_cache_files(job["dir"] / "cache2")) == 4
+    # workers come from the settings too, and are not part of the settings hash
+    (job["dir"] / "settings_w.json").write_text(json.dumps({**TINY, "workers": 3}))
+    from pnas_core.train import TrainSettings, load_settings
+
+    assert (
+        load_settings(job["dir"] / "settings_w.json").settings_hash()
+        == TrainSettings.from_dict(TINY).settings_hash()
+    )
+    with pytest.raises(SystemExit):
+        main([*_train_args(job, two), "--workers", "x"])
+    assert main([*_train_args(job, two), "--workers", "0"]) == 2
+    assert "--workers must be a positive integer" in capsys.readouterr().err
