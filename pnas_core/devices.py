@@ -1,16 +1,23 @@
 """Training device and CPU thread choice.
 
 ``auto`` picks CUDA when present, else CPU. With several visible GPUs (``CUDA_VISIBLE_DEVICES`` is
-respected, as torch numbers only the visible ones) a job takes GPU ``slot % n``, where the slot is
-given by the caller: ``pnas train`` passes its shard index, so the shards of a level that start
-together land on different GPUs by construction (no race on memory readings), and all W workers of a
-shard share its GPU. Other jobs (final training, predict) use slot 0. On SLURM each job sees only the
-GPU it was given, so every slot maps to it.
+respected, as torch numbers only the visible ones) a job with slot s takes the first GPU, from
+``s % n`` on, that no other pnas job on this machine holds (:func:`claim_gpu`: an advisory file lock
+held until the process exits), and GPU ``s % n`` when all are held. ``pnas train`` passes its shard
+index as the slot, so the shards of a level that start together land on GPUs 0, 1, ... in shard order,
+and a shard starting later takes a GPU its predecessor freed; no job reads memory use, so there is no
+race. All W workers of a shard share its GPU. Other jobs (final training) use slot 0. On SLURM each job
+sees only the GPU it was given.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import tempfile
+from pathlib import Path
+from typing import IO
 
 import torch
 
@@ -21,8 +28,8 @@ THREADS_ENV = "PNAS_THREADS"
 
 
 def pick_device(request: str = "auto", slot: int = 0) -> torch.device:
-    """The torch device for ``request`` (``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``); ``auto`` and
-    ``cuda`` take visible GPU ``slot % n`` (see the module docstring)."""
+    """The torch device for ``request`` (``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``); with several
+    visible GPUs ``auto`` and ``cuda`` claim one for ``slot`` (see the module docstring)."""
     if request == "cpu":
         return torch.device("cpu")
     if request.startswith("cuda:"):
@@ -38,7 +45,35 @@ def pick_device(request: str = "auto", slot: int = 0) -> torch.device:
         if request == "cuda":
             raise PnasError("device 'cuda' requested but CUDA is not available")
         return torch.device("cpu")
-    return torch.device("cuda", slot % torch.cuda.device_count())
+    n = torch.cuda.device_count()
+    if n == 1:
+        return torch.device("cuda", 0)
+    names = [str(getattr(torch.cuda.get_device_properties(i), "uuid", i)) for i in range(n)]
+    return torch.device("cuda", claim_gpu(slot, names))
+
+
+_HELD: list[IO[str]] = []
+"""Lock files of the GPUs this process claimed, open until it exits."""
+
+
+def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
+    """Index of the GPU (one ``names`` entry each, unique per physical GPU) for a job with ``slot``:
+    the first of ``slot % n``, ``slot % n + 1``, ... whose lock no other process holds, now held by
+    this one until it exits; ``slot % n`` when all are held."""
+    folder = lock_dir or Path(tempfile.gettempdir()) / f"pnas-gpus-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(names)
+    for k in range(n):
+        index = (slot + k) % n
+        fh = open(folder / f"{re.sub(r'[^A-Za-z0-9-]', '_', names[index])}.lock", "a")  # open while we live
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            continue
+        _HELD.append(fh)
+        return index
+    return slot % n
 
 
 def resolve_threads(threads: int | None = None) -> int:

@@ -217,3 +217,22 @@ def test_workers_train_candidates_at_once_with_bitwise_equal_records(
         main([*_train_args(job, two), "--workers", "x"])
     assert main([*_train_args(job, two), "--workers", "0"]) == 2
     assert "--workers must be a positive integer" in capsys.readouterr().err
+
+
+def test_gpu_claims_follow_the_slot_and_skip_held_gpus(tmp_path: Path) -> None:
+    from pnas_core import devices
+
+    names = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
+    held_before = len(devices._HELD)
+    try:
+        # jobs starting together with slots 0, 1 take GPUs 0, 1; slot 0 again finds GPU 0 held -> next free
+        assert devices.claim_gpu(0, names, tmp_path) == 0
+        assert devices.claim_gpu(1, names, tmp_path) == 1
+        assert devices.claim_gpu(3, names, tmp_path) == 2
+        assert devices.claim_gpu(4, names, tmp_path) == 1  # all held: slot mod n
+    finally:
+        for fh in devices._HELD[held_before:]:
+            fh.close()
+        del devices._HELD[held_before:]
+    assert devices.claim_gpu(1, names, tmp_path) == 1  # released locks are free again
+    devices._HELD.pop().close()

@@ -21,6 +21,7 @@ CACHE_DIR = config["cache_dir"]
 RESULTS = f"results/{NAME}"
 FIGURES = f"{RESULTS}/figures"
 USE_GPU = config["train"].get("device", "auto") == "cuda"
+TRAIN_WORKERS = config["train"].get("workers", 1)
 
 
 wildcard_constraints:

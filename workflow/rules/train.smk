@@ -12,7 +12,9 @@ rule train_shard:
         num_shards=SHARDS,
         cache=CACHE_DIR,
         code=TRAIN_CODE,
-    threads: config["train_threads"]
+        workers=TRAIN_WORKERS,
+    # train_threads torch threads for each of the shard's train.workers concurrent candidates
+    threads: config["train_threads"] * TRAIN_WORKERS
     resources:
         gpu=1 if USE_GPU else 0,
     log:
@@ -22,7 +24,7 @@ rule train_shard:
     shell:
         "pnas train --candidates {input.candidates} --settings {input.settings}"
         " --shard {wildcards.shard} --num-shards {params.num_shards} --cache-dir {params.cache}"
-        " --threads {threads} --out {output.shard} > {log} 2>&1"
+        " --threads {threads} --workers {params.workers} --out {output.shard} > {log} 2>&1"
 
 
 rule merge_shards:
