@@ -37,9 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from pnas_core.errors import PnasError
-from pnas_core.imagefolder import IMAGE_SUFFIXES, load_imagefolder
-
-__all__ = ["IMAGE_SUFFIXES"]  # re-exported: model_io and callers read it from here
+from pnas_core.imagefolder import IMAGE_SUFFIXES as IMAGE_SUFFIXES  # re-exported for model_io
+from pnas_core.imagefolder import load_imagefolder
 
 DATASETS = ("digits", "cifar10", "imagefolder")
 CIFAR_FOLDER = "cifar-10-batches-py"
