@@ -71,7 +71,7 @@ def test_every_third_party_import_is_declared() -> None:
     declared = {canonicalize_name(Requirement(t).name) for t in project["dependencies"]}
     for texts in project["optional-dependencies"].values():
         declared |= {canonicalize_name(Requirement(t).name) for t in texts}
-    local = {"pnas_core", *(p.stem for p in (ROOT / "tests").glob("*.py"))}
+    local = {"pnas_core", *(p.stem for d in ("tests", "bench") for p in (ROOT / d).glob("*.py"))}
     dists = packages_distributions()
     undeclared = []
     for module, where in sorted(_imported_top_modules().items()):
