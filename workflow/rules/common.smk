@@ -75,7 +75,8 @@ def code_hash(*parts):
 
 BEAM_CODE = code_hash("space.py", "beam.py", "tables.py")
 TRAIN_CODE = code_hash(
-    "space.py", "network.py", "ops.py", "data.py", "train.py", "records.py", "cache.py", "devices.py"
+    "space.py", "network.py", "ops.py", "data.py", "imagefolder.py", "train.py", "shard.py", "records.py",
+    "cache.py", "devices.py",
 )
 SURROGATE_CODE = code_hash("space.py", "surrogate", "beam.py", "quality.py", "tables.py")
 SUMMARY_CODE = code_hash("summary.py", "tables.py")

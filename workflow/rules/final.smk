@@ -4,7 +4,8 @@
 
 FINAL = f"{RESULTS}/final"
 FINAL_CODE = code_hash(
-    "space.py", "network.py", "ops.py", "data.py", "train.py", "devices.py", "final.py", "model_io.py"
+    "space.py", "network.py", "ops.py", "data.py", "imagefolder.py", "train.py", "devices.py", "final.py",
+    "model_io.py",
 )
 FINAL_USE_GPU = config["final"].get("device", "auto") == "cuda"
 FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
