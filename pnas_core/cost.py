@@ -146,8 +146,8 @@ def cost_table(settings: NetworkSettings, input_shape: tuple[int, int, int], num
 
     fixed = np.array(_count(net.stem, input_shape), np.int64)
     fixed += _count(net.classifier, (net.num_features,))
-    if net.aux_head is not None:
-        fixed += _count(net.aux_head, shapes[net.aux_index][2])
+    if net.aux_head is not None:  # training only: its parameters count, inference never runs it
+        fixed[0] += count_params(net.aux_head)
     plan = network_plan(settings)
     cells = len(plan)
     pre = np.zeros((cells, 2, 2), np.int64)  # cell, input, (params, flops)
