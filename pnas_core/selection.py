@@ -24,8 +24,9 @@ higher score, then lower cost, then cell text.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -60,6 +61,35 @@ class Selection:
                 raise PnasError(f"budget {key} must be a positive integer or none, got {value!r}")
         if self.pareto_cost not in COSTS:
             raise PnasError(f"pareto_cost must be params or mult_adds, got {self.pareto_cost!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Selection:
+        """From the config's ``search`` section or a candidates row (``select_by``, ``ucb_kappa``,
+        ``max_params``, ``max_mult_adds``, ``pareto`` or a non-null ``pareto_cost``); missing or null
+        keys take the defaults."""
+
+        def get(key: str) -> Any:
+            value = values.get(key)
+            return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+        budgets = {
+            key: None if get(key) is None else int(get(key)) for key in ("max_params", "max_mult_adds")
+        }
+        pareto_cost = get("pareto_cost")
+        return cls(
+            by=get("select_by") or "mean",
+            kappa=float(get("ucb_kappa") if get("ucb_kappa") is not None else DEFAULT_KAPPA),
+            pareto=bool(get("pareto")) or ("pareto" not in values and pareto_cost is not None),
+            pareto_cost=pareto_cost or "params",
+            **budgets,
+        )
+
+    def describe(self) -> str:
+        """What picks, in words: ``ucb (kappa 2) within max_params 50,000, Pareto fronts against params``."""
+        text = f"ucb (kappa {self.kappa:g})" if self.by == "ucb" else self.by
+        if self.budgets:
+            text += " within " + " and ".join(f"max_{c} {limit:,}" for c, limit in self.budgets.items())
+        return text + (f", Pareto fronts against {self.pareto_cost}" if self.pareto else "")
 
     @property
     def budgets(self) -> dict[str, int]:

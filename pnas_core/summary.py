@@ -10,6 +10,7 @@ import pandas as pd
 
 from pnas_core.atomic import atomic_path, write_text
 from pnas_core.errors import PnasError
+from pnas_core.selection import Selection
 from pnas_core.tables import read_frame
 
 
@@ -52,17 +53,11 @@ def selection_note(summary: pd.DataFrame) -> str:
         return ""
     lines = []
     for level, part in summary.dropna(subset=["select_by"]).groupby("level", sort=True):
-        first = part.iloc[0]
-        how = str(first["select_by"])
-        if how == "ucb":
-            how += f" (kappa {first['ucb_kappa']:g})"
-        for key in ("max_params", "max_mult_adds"):
-            if pd.notna(first.get(key)):
-                how += f", {key} {int(first[key]):,}"
-        if pd.notna(first.get("pareto_cost")):
-            on_first = int((part["front"] == 0).sum())
-            how += f", Pareto against {first['pareto_cost']} ({on_first} of {len(part)} from the first front)"
-        lines.append(f"level {level}: {len(part)} cells by {how}")
+        selection = Selection.from_mapping(part.iloc[0].to_dict())
+        line = f"level {level}: {len(part)} cells by {selection.describe()}"
+        if selection.pareto:
+            line += f" ({int((part['front'] == 0).sum())} of {len(part)} from the first front)"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -188,8 +188,8 @@ def test_summary_and_figure_show_the_budget_and_the_front(tmp_path) -> None:
     assert (later["params"].to_numpy() == np.arange(12) + 10).all()  # training's measured cost is kept
     on_first = int((later["front"] == 0).sum())
     assert selection_note(summary) == (
-        f"level 2: 12 cells by ucb (kappa 0.5), max_params {limit:,}, "
-        f"Pareto against params ({on_first} of 12 from the first front)"
+        f"level 2: 12 cells by ucb (kappa 0.5) within max_params {limit:,}, "
+        f"Pareto fronts against params ({on_first} of 12 from the first front)"
     )
     assert budget(summary, "params") == limit and budget(summary, "mult_adds") is None
     figure_table = pareto_table(summary, None, "params")
@@ -197,3 +197,13 @@ def test_summary_and_figure_show_the_budget_and_the_front(tmp_path) -> None:
     ax = pareto_figure(figure_table, "params", limit).axes[0]
     assert [tuple(line.get_xdata()) for line in ax.lines if line.get_linestyle() == "--"] == [(limit, limit)]
     assert any(f"budget: max_params {limit:,}" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_selection_from_the_config_or_a_candidates_row() -> None:
+    search = {"select_by": "ucb", "ucb_kappa": 0.5, "max_params": 900, "max_mult_adds": None, "pareto": False}
+    assert Selection.from_mapping(search) == Selection(by="ucb", kappa=0.5, max_params=900)
+    assert Selection.from_mapping({}) == Selection()
+    row = (
+        beam.select(scored_table(50), 3, Selection(pareto=True, pareto_cost="mult_adds")).to_pandas().iloc[0]
+    )
+    assert Selection.from_mapping(row.to_dict()) == Selection(pareto=True, pareto_cost="mult_adds")

@@ -175,13 +175,11 @@ def run_select(args: argparse.Namespace) -> int:
     scored = beam.read_table(args.scored, "scored")
     table = beam.select(scored, args.k, selection)
     beam.write_table(table, args.out)
-    how = f"ucb (kappa {args.kappa:g})" if args.by == "ucb" else args.by
+    how = selection.describe()
     if args.pareto:
-        fronts = table.column("front").to_numpy()
-        how = f"Pareto fronts 0..{fronts.max()} of {how} against {args.pareto_cost}"
-    budgets = ", ".join(f"max_{key} {limit:,}" for key, limit in selection.budgets.items())
-    within = f" within {budgets}" if budgets else ""
-    print(f"{table.num_rows} of {scored.num_rows} children by {how}{within} -> {args.out}")
+        front = table.column("front").to_numpy()
+        how += f" (fronts {front.min()}..{front.max()})"
+    print(f"{table.num_rows} of {scored.num_rows} children by {how} -> {args.out}")
     return 0
 
 
