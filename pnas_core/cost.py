@@ -10,7 +10,8 @@ built once by building and counting each piece with the builder's own code, give
 as ``fixed + pre[pattern] + sum over halves of half[pattern, op, kind]``: 2b numpy gathers per cell.
 
 Multiply-adds are counted as :func:`pnas_core.complexity.count_mult_adds` counts them (convolutions and
-matrix products in eval mode), so both figures equal counting the built network exactly.
+matrix products in eval mode, so an auxiliary head adds parameters but no multiply-adds), and both
+figures equal counting the built network exactly (tests/test_cost.py checks every size and layout).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def cost_table(settings: NetworkSettings, input_shape: tuple[int, int, int], num
         raise PnasError(f"cells have 1 to 5 blocks, got {num_blocks}")
     # Every cell of this reference reads both inputs, so every cell is built and each one's inputs,
     # projections and block-output shape can be observed.
-    reference = Cell((Block(0, 4, 1, 4),) * num_blocks)
+    reference = Cell((Block(0, IDENTITY, 1, IDENTITY),) * num_blocks)
     with torch.device("cpu"):
         net = build_network(reference, settings)
     shapes: dict[int, tuple[tuple[int, ...], ...]] = {}
@@ -137,8 +138,7 @@ def cost_table(settings: NetworkSettings, input_shape: tuple[int, int, int], num
     ]
     net.eval()
     with torch.no_grad():
-        features = net.stem(torch.zeros((1, *input_shape)))
-        s0 = s1 = features
+        s0 = s1 = net.stem(torch.zeros((1, *input_shape)))
         for cell in net.cells:
             s0, s1 = s1, cell(s0, s1, 1.0)
     for h in hooks:
@@ -175,8 +175,10 @@ def cost_table(settings: NetworkSettings, input_shape: tuple[int, int, int], num
     params = np.zeros((len(READ_PATTERNS), n_cols), np.int64)
     flops = np.zeros_like(params)
     for p, text in enumerate(READ_PATTERNS):
-        live = sorted(live_cells(Cell.parse(text), cells, net.aux_index))
-        reads = np.array(["0:" in text, "1:" in text])
+        pattern = Cell.parse(text)
+        live = sorted(live_cells(pattern, cells, net.aux_index))
+        read = {i for b in pattern.blocks for i in (b.in1, b.in2)}
+        reads = np.array([0 in read, 1 in read])
         summed_half = half[live].sum(0).reshape(len(OPS) * KINDS, 2)
         summed_pre = (pre[live] * reads[None, :, None]).sum((0, 1)) + fixed
         params[p, :-1], flops[p, :-1] = summed_half[:, 0], summed_half[:, 1]

@@ -3,14 +3,13 @@ both layouts, cells that skip cells, and the search network training builds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+from test_network import one_thread  # noqa: F401  (autouse: tiny networks on one thread)
 
 from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.cost import cost_table, dataset_shape, search_costs, search_network
@@ -25,14 +24,6 @@ IN_STACK = NetworkSettings(
 )
 # Cells that read only input 0 (every other cell skipped), only input 1, or both through block outputs.
 EDGE_CELLS = ("0:sep5x5,0:avg3x3", "1:identity,1:max3x3", "0:identity,0:dil3x3;1:conv7x1,2:identity")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def counted(cell_tokens: np.ndarray, settings: NetworkSettings, shape: tuple[int, int, int]) -> np.ndarray:
