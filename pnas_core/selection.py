@@ -251,7 +251,7 @@ def pick(scored: pa.Table, k: int, selection: Selection) -> Picks:
         crowd = crowding_distance(score[cut], cost[cut])
         keep = _order(
             cells.take(pa.array(cut)),
-            (-crowd, "ascending"),
+            (crowd, "descending"),
             (score[cut], "descending"),
             (cost[cut], "ascending"),
         )
