@@ -3,24 +3,29 @@
 Two Parquet tables, each with an explicit schema:
 
 * *scored* (all children of a level): cell, cell_id, num_blocks, parent, then ``pred_<p>`` and
-  ``std_<p>`` (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means);
+  ``std_<p>`` (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means), then
+  (when costed, see :mod:`pnas_core.cost`) the search network's exact ``params`` and ``mult_adds``;
 * *candidates* (the cells to train): cell, cell_id, num_blocks, parent (nullable), rank (0 = best or
-  first), score (nullable), and the scored table's prediction columns when it came from one.
+  first), then what picked it (null for enumerated or sampled cells): ``score`` (the value ranked),
+  ``spread`` (the prediction's spread), ``front`` (Pareto front, null unless picking by fronts),
+  ``params`` and ``mult_adds`` (null when the scored table had no cost), the selection's ``select_by``,
+  ``ucb_kappa``, ``max_params``, ``max_mult_adds``, ``pareto_cost`` (see
+  :mod:`pnas_core.selection`); and the scored table's prediction columns when it came from one.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
+from pnas_core.selection import Selection, pick
 from pnas_core.space import Space, cell_id, parse, tokens_to_texts, unique_rows
 from pnas_core.tables import read_arrow
 
@@ -34,6 +39,24 @@ Averaging three predictor families with different inductive biases (sequence mod
 trees on one-hots) cancels part of each one's extrapolation error on the unseen, one block larger
 cells that are ranked (the case the search depends on, SPEC §4); no single family is best at every b
 (the paper found the RNN better on the fitted size and the MLP on b+1)."""
+
+COST_FIELDS = [pa.field("params", pa.int64()), pa.field("mult_adds", pa.int64())]
+SELECTION_FIELDS = [
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("score", pa.float32()),
+    pa.field("spread", pa.float32()),
+    pa.field("front", pa.int32()),
+    *COST_FIELDS,
+    pa.field("select_by", pa.string()),
+    pa.field("ucb_kappa", pa.float32()),
+    pa.field("max_params", pa.int64()),
+    pa.field("max_mult_adds", pa.int64()),
+    pa.field("pareto_cost", pa.string()),
+]
+"""The candidates table's columns after the base ones: its order and what picked each cell."""
+
+CostColumns = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+"""Token rows of equal-size cells -> their ``params`` and ``mult_adds`` (:func:`pnas_core.cost.search_costs`)."""
 
 BASE_FIELDS = [
     pa.field("cell", pa.string(), nullable=False),
@@ -49,21 +72,15 @@ def prediction_fields(predictors: Sequence[str]) -> list[pa.Field]:
     return [*fields, pa.field("pred_mean", pa.float32())] if predictors else []
 
 
-def scored_schema(predictors: Sequence[str]) -> pa.Schema:
-    """Schema of a scored table for the given predictor names."""
-    return pa.schema(BASE_FIELDS + prediction_fields(predictors))
+def scored_schema(predictors: Sequence[str], costed: bool = False) -> pa.Schema:
+    """Schema of a scored table for the given predictor names, with the cost columns if ``costed``."""
+    cost = [f.with_nullable(False) for f in COST_FIELDS] if costed else []
+    return pa.schema(BASE_FIELDS + prediction_fields(predictors) + cost)
 
 
 def candidates_schema(predictors: Sequence[str] = ()) -> pa.Schema:
     """Schema of a candidates table, carrying the predictions of the given predictors."""
-    return pa.schema(
-        [
-            *BASE_FIELDS,
-            pa.field("rank", pa.int32(), nullable=False),
-            pa.field("score", pa.float32()),
-            *prediction_fields(predictors),
-        ]
-    )
+    return pa.schema([*BASE_FIELDS, *SELECTION_FIELDS, *prediction_fields(predictors)])
 
 
 def predictor_names(schema: pa.Schema) -> list[str]:
@@ -82,19 +99,21 @@ def read_table(path: str | os.PathLike[str], what: str) -> pa.Table:
     return read_arrow(path, what, [f.name for f in BASE_FIELDS])
 
 
+def _table(columns: Mapping[str, pa.Array | pa.ChunkedArray], n: int, schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` from ``columns``; every field not given is null."""
+    arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema]
+    return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema)
+
+
 def _candidates(texts: Sequence[str], num_blocks: int) -> pa.Table:
     n = len(texts)
-    return pa.Table.from_arrays(
-        [
-            pa.array(texts, pa.string()),
-            pa.array([cell_id(t) for t in texts], pa.string()),
-            pa.array(np.full(n, num_blocks, np.int32)),
-            pa.nulls(n, pa.string()),
-            pa.array(np.arange(n, dtype=np.int32)),
-            pa.nulls(n, pa.float32()),
-        ],
-        schema=candidates_schema(),
-    )
+    columns = {
+        "cell": pa.array(texts, pa.string()),
+        "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
+        "num_blocks": pa.array(np.full(n, num_blocks, np.int32)),
+        "rank": pa.array(np.arange(n, dtype=np.int32)),
+    }
+    return _table(columns, n, candidates_schema())
 
 
 def enumerate_level1(space: Space) -> pa.Table:
@@ -126,8 +145,11 @@ def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
     return unique_rows(np.stack([c.tokens() for c in cells]))
 
 
-def expand_and_score(parents: np.ndarray, predictors: dict[str, Predictor], space: Space) -> pa.Table:
-    """Every child of the (distinct, canonical) parents scored by every predictor: a scored table.
+def expand_and_score(
+    parents: np.ndarray, predictors: dict[str, Predictor], space: Space, costs: CostColumns | None = None
+) -> pa.Table:
+    """Every child of the (distinct, canonical) parents scored by every predictor: a scored table,
+    with the children's ``params`` and ``mult_adds`` columns when ``costs`` is given.
 
     Children of parent p are rows ``p·m ..`` in block-table order; texts are parent text + block text.
     """
@@ -155,31 +177,36 @@ def expand_and_score(parents: np.ndarray, predictors: dict[str, Predictor], spac
         columns[f"std_{name}"] = pa.array(std.astype(np.float32))
         means.append(mean.astype(np.float32))
     columns["pred_mean"] = pa.array(np.mean(means, axis=0, dtype=np.float32))
-    return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors)))
+    if costs is not None:
+        children, _ = space.expand(parents)
+        columns.update({name: pa.array(values) for name, values in costs(children).items()})
+    return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors), costs is not None))
 
 
-def select(scored: pa.Table, k: int, by: str = DEFAULT_SELECT_BY) -> pa.Table:
-    """Top ``min(k, #rows)`` cells by ``pred_<by>``, best first (ties: cell text), as candidates."""
-    if k < 1:
-        raise PnasError(f"--k must be at least 1, got {k}")
-    names = predictor_names(scored.schema)
-    if by != "mean" and by not in names:
-        raise PnasError(
-            f"cannot select by {by!r}: the scored table has {', '.join([*names, 'mean']) or 'no'} scores"
-        )
-    column = f"pred_{by}"
-    if column not in scored.schema.names:
-        raise PnasError(f"the scored table has no column {column!r}")
-    score = scored.column(column).to_numpy(zero_copy_only=False).astype(np.float32)
-    if len(score) == 0:
-        raise PnasError("the scored table is empty")
-    if not np.all(np.isfinite(score)):
-        raise PnasError(f"column {column!r} has missing or non-finite scores")
-    keys = pa.table({"score": score, "cell": scored.column("cell")})
-    order = pc.sort_indices(keys, sort_keys=[("score", "descending"), ("cell", "ascending")])[:k]
-    top = scored.take(order)
+def select(scored: pa.Table, k: int, selection: Selection | str = DEFAULT_SELECT_BY) -> pa.Table:
+    """The ``min(k, #rows within budget)`` cells a selection picks (by default the top K by
+    ``pred_mean``), best first, as candidates saying what picked them (see :mod:`pnas_core.selection`).
+
+    A plain string is ``Selection(by=...)``.
+    """
+    if isinstance(selection, str):
+        selection = Selection(by=selection)
+    picks = pick(scored, k, selection)
+    top = scored.take(pa.array(picks.rows))
+    n = top.num_rows
     columns = {name: top.column(name) for name in top.schema.names}
-    columns["rank"] = pa.array(np.arange(len(order), dtype=np.int32))
-    columns["score"] = top.column(column)
-    schema = candidates_schema(names)
-    return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)
+    columns |= {
+        "rank": pa.array(np.arange(n, dtype=np.int32)),
+        "score": pa.array(picks.score),
+        "spread": pa.array(picks.spread),
+        "front": pa.array(picks.front, mask=picks.front < 0),
+        "select_by": pa.array([selection.by] * n, pa.string()),
+    }
+    if selection.by == "ucb":
+        columns["ucb_kappa"] = pa.array(np.full(n, selection.kappa, np.float32))
+    for key, limit in (("max_params", selection.max_params), ("max_mult_adds", selection.max_mult_adds)):
+        if limit is not None:
+            columns[key] = pa.array(np.full(n, limit, np.int64))
+    if selection.pareto:
+        columns["pareto_cost"] = pa.array([selection.pareto_cost] * n, pa.string())
+    return _table(columns, n, candidates_schema(predictor_names(scored.schema)))

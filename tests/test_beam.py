@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -9,7 +11,9 @@ import pytest
 
 from pnas_core import beam
 from pnas_core.cli import main
+from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.errors import PnasError
+from pnas_core.network import build_network
 from pnas_core.space import Space, canonical, cell_id, num_blocks_of, parse, tokens_to_texts
 from pnas_core.surrogate import SurrogateSettings, make_predictor
 
@@ -239,3 +243,51 @@ def test_cli_bad_by_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "cannot select by 'gp'" in err and err.count("\n") == 1
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predictors):
+    from pnas_core.cost import search_network
+    from pnas_core.surrogate.bundle import save_predictors
+    from pnas_core.train import TrainSettings
+
+    monkeypatch.chdir(tmp_path)
+    ops = ["sep3x3", "max3x3", "identity"]
+    save_predictors(predictors, "sur")
+    assert main(["enumerate", "--ops", *ops, "--out", "l1.parquet"]) == 0
+    train = TrainSettings(dataset="digits", cells_per_stack=1, filters=4)
+    (tmp_path / "train.json").write_text(json.dumps(train.to_dict()))
+    argv = ["expand-score", "--parents", "l1.parquet", "--surrogate", "sur", "--ops", *ops]
+    assert main([*argv, "--settings", "train.json", "--out", "scored.parquet"]) == 0
+    scored = pd.read_parquet("scored.parquet")
+    assert scored["params"].dtype == scored["mult_adds"].dtype == np.int64
+    net, shape = search_network(train)
+    for row in scored.sample(4, random_state=0).itertuples():
+        model = build_network(parse(row.cell), net)
+        assert (row.params, row.mult_adds) == (count_params(model), count_mult_adds(model, shape))
+
+    limit = int(scored["params"].quantile(0.25))
+    select = ["select", "--scored", "scored.parquet", "--k", "6"]
+    assert (
+        main([*select, "--by", "ucb", "--kappa", "0.5", "--max-params", str(limit), "--out", "u.parquet"])
+        == 0
+    )
+    ucb = pd.read_parquet("u.parquet")
+    assert len(ucb) == 6 and (ucb["params"] <= limit).all() and (ucb["max_params"] == limit).all()
+    assert (
+        f"6 of {len(scored)} children by ucb (kappa 0.5) within max_params {limit:,}"
+        in capsys.readouterr().out
+    )
+    assert main([*select, "--pareto", "--pareto-cost", "mult_adds", "--out", "p.parquet"]) == 0
+    front = pd.read_parquet("p.parquet")
+    assert front["front"].notna().all() and (front["pareto_cost"] == "mult_adds").all()
+    assert front["cell"].isin(scored["cell"]).all() and (np.diff(front["front"]) >= 0).all()
+
+    capsys.readouterr()
+    cheapest = int(scored["params"].min())
+    assert main([*select, "--max-params", str(cheapest - 1), "--out", "none.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert f"the cheapest has {cheapest:,} params" in err and err.count("\n") == 1
+    assert not (tmp_path / "none.parquet").exists()
+    assert main(["expand-score", *argv[1:], "--out", "bare.parquet"]) == 0  # no --settings: no cost
+    assert main(["select", "--scored", "bare.parquet", "--k", "3", "--pareto", "--out", "x.parquet"]) == 2
+    assert "expand-score --settings" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pnas_core.space import MAX_BLOCKS, OPS, Space
 
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb")
 SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
+SELECT_CHOICES = ("rnn", "mlp", "xgb", "mean", "ucb")  # pnas_core.selection.SELECT_BY
 
 
 def _ops(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +61,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parents", required=True, help="candidates Parquet of the parent level")
     p.add_argument("--surrogate", required=True, help="folder written by fit-surrogate")
     _ops(p)
+    p.add_argument(
+        "--settings",
+        default=None,
+        help="training settings (JSON or YAML) of the search network: adds each child's exact params "
+        "and mult_adds columns",
+    )
     p.add_argument("--out", required=True, help="scored Parquet to write")
     p.set_defaults(func=run_expand_score)
 
-    p = sub.add_parser("select", help="top K children by predicted accuracy")
+    p = sub.add_parser(
+        "select", help="K children by predicted accuracy, optionally within budgets or by Pareto"
+    )
     p.add_argument("--scored", required=True, help="scored Parquet from expand-score")
     p.add_argument("--k", type=int, required=True, help="beam width K")
-    p.add_argument("--by", default=SELECT_DEFAULT, help=f"rnn, mlp, xgb or mean (default {SELECT_DEFAULT})")
+    p.add_argument(
+        "--by",
+        default=SELECT_DEFAULT,
+        help=f"{', '.join(SELECT_CHOICES)} (default {SELECT_DEFAULT}); ucb = pred_mean + kappa * spread",
+    )
+    p.add_argument("--kappa", type=float, default=1.0, help="UCB weight of the spread (default 1.0)")
+    p.add_argument("--max-params", type=int, default=None, help="drop children with more parameters")
+    p.add_argument("--max-mult-adds", type=int, default=None, help="drop children with more multiply-adds")
+    p.add_argument(
+        "--pareto", action="store_true", help="fill K from Pareto fronts of the score against cost"
+    )
+    p.add_argument(
+        "--pareto-cost", default="params", choices=("params", "mult_adds"), help="cost axis (default params)"
+    )
     p.add_argument("--out", required=True, help="candidates Parquet to write")
     p.set_defaults(func=run_select)
 
@@ -129,19 +151,35 @@ def run_expand_score(args: argparse.Namespace) -> int:
 
     space = Space.from_names(args.ops)
     parents = beam.parent_tokens(beam.read_table(args.parents, "parents"), space)
-    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space)
+    costs = None
+    if args.settings is not None:
+        from pnas_core.cost import search_costs
+        from pnas_core.train import load_settings
+
+        costs = search_costs(load_settings(args.settings))
+    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space, costs)
     beam.write_table(table, args.out)
-    print(f"{table.num_rows} children of {len(parents)} parents scored -> {args.out}")
+    costed = " with params and mult_adds" if costs is not None else ""
+    print(f"{table.num_rows} children of {len(parents)} parents scored{costed} -> {args.out}")
     return 0
 
 
 def run_select(args: argparse.Namespace) -> int:
     """Keep the top K."""
     from pnas_core import beam
+    from pnas_core.selection import Selection
 
-    table = beam.select(beam.read_table(args.scored, "scored"), args.k, args.by)
+    selection = Selection(
+        args.by, args.kappa, args.max_params, args.max_mult_adds, args.pareto, args.pareto_cost
+    )
+    scored = beam.read_table(args.scored, "scored")
+    table = beam.select(scored, args.k, selection)
     beam.write_table(table, args.out)
-    print(f"top {table.num_rows} by {args.by} -> {args.out}")
+    how = selection.describe()
+    if args.pareto:
+        front = table.column("front").to_numpy()
+        how += f" (fronts {front.min()}..{front.max()})"
+    print(f"{table.num_rows} of {scored.num_rows} children by {how} -> {args.out}")
     return 0
 
 

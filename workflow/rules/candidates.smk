@@ -1,5 +1,24 @@
-# Which cells each level trains: all 1-block cells at level 1, then the top K children of the
-# previous level by predicted accuracy.
+# Which cells each level trains: all 1-block cells at level 1, then K children of the previous level
+# picked by predicted accuracy (optionally an upper confidence bound, within cost budgets, or from
+# Pareto fronts of predicted accuracy against cost; see config/README.md).
+
+COST_CODE = code_hash("cost.py", "network.py", "ops.py", "complexity.py")
+SELECT_CODE = code_hash("selection.py")
+
+
+def select_flags():
+    """`pnas select` flags for the search section's selection keys."""
+    search = config["search"]
+    flags = [f"--by {search['select_by']}"]
+    if search["select_by"] == "ucb":
+        flags.append(f"--kappa {search['ucb_kappa']}")
+    if search["max_params"] is not None:
+        flags.append(f"--max-params {search['max_params']}")
+    if search["max_mult_adds"] is not None:
+        flags.append(f"--max-mult-adds {search['max_mult_adds']}")
+    if search["pareto"]:
+        flags.append(f"--pareto --pareto-cost {search['pareto_cost']}")
+    return " ".join(flags)
 
 
 rule enumerate_level1:
@@ -18,18 +37,20 @@ rule expand_score:
     input:
         parents=lambda wc: f"{level_dir(int(wc.level) - 1)}/candidates.parquet",
         surrogate=lambda wc: f"{level_dir(int(wc.level) - 1)}/surrogate",
+        settings=f"{RESULTS}/settings/train.json",
     output:
         scored=f"{RESULTS}/level{{level}}/scored.parquet",
     params:
         ops=" ".join(OPS),
         code=SURROGATE_CODE,
+        cost_code=COST_CODE,
     log:
         f"{RESULTS}/logs/level{{level}}/expand_score.log",
     benchmark:
         f"{RESULTS}/benchmarks/level{{level}}/expand_score.tsv"
     shell:
         "pnas expand-score --parents {input.parents} --surrogate {input.surrogate} --ops {params.ops}"
-        " --out {output.scored} > {log} 2>&1"
+        " --settings {input.settings} --out {output.scored} > {log} 2>&1"
 
 
 rule select_top_k:
@@ -41,9 +62,10 @@ rule select_top_k:
         level=r"[2-9]",
     params:
         k=K,
-        by=config["search"]["select_by"],
+        flags=select_flags(),
         code=BEAM_CODE,
+        select_code=SELECT_CODE,
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:
-        "pnas select --scored {input.scored} --k {params.k} --by {params.by} --out {output.candidates} > {log} 2>&1"
+        "pnas select --scored {input.scored} --k {params.k} {params.flags} --out {output.candidates} > {log} 2>&1"
