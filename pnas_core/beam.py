@@ -115,6 +115,18 @@ def sample_cells(space: Space, b: int, n: int, seed: int) -> pa.Table:
     return _candidates(tokens_to_texts(drawn[:n]), b)
 
 
+def search_budget(space: Space, max_blocks: int, beam_size: int) -> int:
+    """Models the progressive search trains up to ``max_blocks`` blocks with beam width K: every
+    1-block cell, then at each further level b the top K children, or all of them when the space
+    holds fewer than K b-block cells (the random-search baseline gets the same budget)."""
+    if not 1 <= max_blocks <= space.max_blocks or beam_size < 1:
+        raise PnasError(
+            f"search budget needs 1 <= max_blocks <= {space.max_blocks} and beam_size >= 1, "
+            f"got {max_blocks} and {beam_size}"
+        )
+    return space.count_cells(1) + sum(min(beam_size, space.count_cells(b)) for b in range(2, max_blocks + 1))
+
+
 def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
     """Tokens (P, 4·b) of a candidates table's cells, checked to be in the space and of one size."""
     cells = [space.check(parse(t)) for t in candidates.column("cell").to_pylist()]

@@ -118,11 +118,14 @@ def algorithm2(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Paper's Algorithm 2: T times, fit on K random b-block cells (seed + t for the predictors too),
-    rho on those fitted cells ("train") and on the (b+1)-block cells ("next")."""
+    rho on those fitted cells ("train") and on the (b+1)-block cells ("next"). K is ``train_size``,
+    or all ok b-block cells when there are fewer (``n_train`` holds the K used)."""
     if repeats < 1:
         raise PnasError(f"--repeats must be at least 1, got {repeats}")
     now, nxt = _by_size(records, b, 2)
-    k = _check_size(train_size, len(now))
+    if train_size < 2:
+        raise PnasError(f"--train-size must be at least 2, got {train_size}")
+    k = min(train_size, len(now))
     rng = np.random.default_rng(seed)
     rows = []
     for t in range(repeats):

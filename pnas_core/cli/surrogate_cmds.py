@@ -34,6 +34,15 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count_or_auto(text: str) -> int | None:
+    """``--n``: a positive integer, or None for ``auto``."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return int(text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the beam-step and predictor commands."""
     p = sub.add_parser("enumerate", help="all 1-block cells as a candidates table")
@@ -43,7 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("sample", help="N distinct cells drawn uniformly (random-search baseline)")
     p.add_argument("--blocks", type=int, required=True, help=f"cell size b (1..{MAX_BLOCKS})")
-    p.add_argument("--n", type=int, required=True, help="number of distinct cells")
+    p.add_argument(
+        "--n",
+        type=_count_or_auto,
+        required=True,
+        help="number of distinct cells (all b-block cells when the space holds fewer), or 'auto': "
+        "the models a progressive search with --beam-size and --max-blocks trains",
+    )
+    p.add_argument("--beam-size", type=int, default=None, help="K of the search whose budget 'auto' takes")
+    p.add_argument("--max-blocks", type=int, default=None, help="B of the search whose budget 'auto' takes")
     p.add_argument("--seed", type=int, default=0)
     _ops(p)
     p.add_argument("--out", required=True, help="candidates Parquet to write")
@@ -101,10 +118,24 @@ def run_enumerate(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    """Write N distinct random cells."""
+    """Write N distinct random cells (N from the search budget with ``--n auto``)."""
     from pnas_core import beam
+    from pnas_core.errors import PnasError
 
-    table = beam.sample_cells(Space.from_names(args.ops), args.blocks, args.n, args.seed)
+    space = Space.from_names(args.ops)
+    if not 1 <= args.blocks <= space.max_blocks:
+        raise PnasError(f"--blocks must be in 1..{space.max_blocks}, got {args.blocks}")
+    n = args.n
+    if n is None:
+        if args.beam_size is None or args.max_blocks is None:
+            raise PnasError("--n auto needs --beam-size and --max-blocks (the search whose budget it takes)")
+        n = beam.search_budget(space, args.max_blocks, args.beam_size)
+        print(f"budget of the search with K={args.beam_size}, B={args.max_blocks}: {n} cells")
+    total = space.count_cells(args.blocks)
+    if n > total:
+        print(f"{n} cells asked, the space holds {total} with {args.blocks} blocks: taking all of them")
+        n = total
+    table = beam.sample_cells(space, args.blocks, n, args.seed)
     beam.write_table(table, args.out)
     print(f"{table.num_rows} random {args.blocks}-block cells -> {args.out}")
     return 0

@@ -7,7 +7,7 @@ rule enumerate_level1:
         candidates=f"{RESULTS}/level1/candidates.parquet",
     params:
         ops=" ".join(OPS),
-        code=BEAM_CODE,
+        code=command_hash("surrogate_cmds.run_enumerate"),
     log:
         f"{RESULTS}/logs/level1/enumerate.log",
     shell:
@@ -22,7 +22,9 @@ rule expand_score:
         scored=f"{RESULTS}/level{{level}}/scored.parquet",
     params:
         ops=" ".join(OPS),
-        code=SURROGATE_CODE,
+        code=command_hash("surrogate_cmds.run_expand_score"),
+    resources:
+        gpu=1 if SURROGATE_GPU else 0,
     log:
         f"{RESULTS}/logs/level{{level}}/expand_score.log",
     benchmark:
@@ -42,7 +44,7 @@ rule select_top_k:
     params:
         k=K,
         by=config["search"]["select_by"],
-        code=BEAM_CODE,
+        code=command_hash("surrogate_cmds.run_select"),
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:
