@@ -72,7 +72,13 @@ def test_errors(records):
     with pytest.raises(PnasError, match="with 3 blocks"):
         quality.evaluate(records, 3, ["xgb"], SMALL)
     with pytest.raises(PnasError, match="--train-size"):
-        quality.algorithm2(records, 1, ["xgb"], SMALL, train_size=500, repeats=1)
+        quality.algorithm2(records, 1, ["xgb"], SMALL, train_size=1, repeats=1)
+
+
+def test_algorithm2_fits_on_every_cell_when_fewer_than_train_size(records):
+    df = quality.algorithm2(records, 1, ["xgb"], SMALL, train_size=500, repeats=1)
+    available = records[(records["num_blocks"] == 1) & (records["status"] == "ok")]["cell"].nunique()
+    assert (df["n_train"] == available).all() and available < 500
 
 
 def test_cli(records, tmp_path, capsys):
