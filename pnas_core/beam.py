@@ -77,7 +77,7 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
         pq.write_table(table, tmp)
 
 
-def read_table(path: str | os.PathLike[str], what: str) -> pa.Table:
+def read_cell_table(path: str | os.PathLike[str], what: str) -> pa.Table:
     """Read a Parquet table, with errors naming the file and the expected content."""
     return read_arrow(path, what, [f.name for f in BASE_FIELDS])
 

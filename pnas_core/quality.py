@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pnas_core.errors import PnasError
+from pnas_core.stats import spearman
 from pnas_core.surrogate import SurrogateSettings, fit_data, make_predictor
 
 QUALITY_SCHEMA = pa.schema(
@@ -25,16 +26,7 @@ QUALITY_SCHEMA = pa.schema(
     ]
 )
 """One row per (predictor or "mean", repeat, split); split is "heldout" or "train" (cells of size b)
-or "next" (cells of size b+1). ``rho`` is NaN where fewer than 2 cells or constant predictions."""
-
-
-def spearman(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Spearman rank correlation; NaN when undefined."""
-    from scipy.stats import spearmanr
-
-    if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(truth) == 0:
-        return float("nan")
-    return float(spearmanr(pred, truth).statistic)
+or "next" (cells of size b+1). ``rho`` is NaN where :func:`pnas_core.stats.spearman` is (fewer than 3 cells, or constant)."""
 
 
 def _fit_and_rank(
@@ -85,7 +77,7 @@ def _by_size(records: pd.DataFrame, b: int, min_cells: int) -> tuple[pd.DataFram
     return now.reset_index(drop=True), nxt.reset_index(drop=True)
 
 
-def evaluate(
+def heldout_quality(
     records: pd.DataFrame,
     b: int,
     predictors: Sequence[str],

@@ -263,4 +263,6 @@ def test_sample_auto_takes_the_search_budget(tmp_path, capsys) -> None:
     assert "--n auto needs --beam-size and --max-blocks" in capsys.readouterr().err
     # more than the space holds: every cell of that size, once
     assert main(["sample", "--blocks", "1", "--n", "500", "--ops", *ops, "--out", str(out)]) == 0
-    assert sorted(pd.read_parquet(out)["cell"]) == sorted(beam.enumerate_level1(Space.from_names(ops))["cell"].to_pylist())
+    assert sorted(pd.read_parquet(out)["cell"]) == sorted(
+        beam.enumerate_level1(Space.from_names(ops))["cell"].to_pylist()
+    )

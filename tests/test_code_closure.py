@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("code_closure", REPO / "workflow" / "scripts" / "code_closure.py")
+SPEC = importlib.util.spec_from_file_location(
+    "code_closure", REPO / "workflow" / "scripts" / "code_closure.py"
+)
 code_closure = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(code_closure)
 

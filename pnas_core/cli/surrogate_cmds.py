@@ -143,11 +143,11 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save the predictors."""
-    from pnas_core.surrogate import fit_data, read_records
+    from pnas_core.surrogate import fit_data, read_fit_records
     from pnas_core.surrogate.bundle import fit_predictors, save_predictors
 
     settings = _load_settings(args.settings)
-    data = fit_data(read_records(args.records))
+    data = fit_data(read_fit_records(args.records))
     save_predictors(fit_predictors(data, args.predictors, settings), args.out)
     print(f"fit {' '.join(args.predictors)} on {len(data)} cells -> {args.out}")
     return 0
@@ -159,7 +159,7 @@ def run_expand_score(args: argparse.Namespace) -> int:
     from pnas_core.surrogate.bundle import load_predictors
 
     space = Space.from_names(args.ops)
-    parents = beam.parent_tokens(beam.read_table(args.parents, "parents"), space)
+    parents = beam.parent_tokens(beam.read_cell_table(args.parents, "parents"), space)
     table = beam.expand_and_score(parents, load_predictors(args.surrogate), space)
     beam.write_table(table, args.out)
     print(f"{table.num_rows} children of {len(parents)} parents scored -> {args.out}")
@@ -170,7 +170,7 @@ def run_select(args: argparse.Namespace) -> int:
     """Keep the top K."""
     from pnas_core import beam
 
-    table = beam.select(beam.read_table(args.scored, "scored"), args.k, args.by)
+    table = beam.select(beam.read_cell_table(args.scored, "scored"), args.k, args.by)
     beam.write_table(table, args.out)
     print(f"top {table.num_rows} by {args.by} -> {args.out}")
     return 0
@@ -183,10 +183,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from pnas_core import quality
     from pnas_core.beam import write_table
     from pnas_core.errors import PnasError
-    from pnas_core.surrogate import read_records
+    from pnas_core.surrogate import read_fit_records
 
     settings = _load_settings(args.settings)
-    records = read_records(args.records)
+    records = read_fit_records(args.records)
     if args.repeats is not None:
         if args.train_size is None:
             raise PnasError("--repeats needs --train-size")
@@ -194,7 +194,9 @@ def run_eval(args: argparse.Namespace) -> int:
             records, args.blocks, args.predictors, settings, args.train_size, args.repeats, args.seed
         )
     else:
-        df = quality.evaluate(records, args.blocks, args.predictors, settings, args.train_size, args.seed)
+        df = quality.heldout_quality(
+            records, args.blocks, args.predictors, settings, args.train_size, args.seed
+        )
     write_table(pa.Table.from_pandas(df, schema=quality.QUALITY_SCHEMA, preserve_index=False), args.out)
     print(df.groupby(["predictor", "split"])["rho"].mean().round(3).to_string())
     return 0
