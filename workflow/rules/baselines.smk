@@ -1,6 +1,6 @@
-# Experiments beside the search, trained through the same train_shard rule and cache:
-# a random-search baseline with the PNAS budget (`pnas sample --n auto` computes it), and the paper's predictor-quality experiment
-# (Algorithm 2). Their samples are seeded and fixed before anything trains: the DAG stays static.
+# Experiments beside the search, trained through the same train_shard rule and cache: a random-search
+# baseline with the PNAS budget (`pnas sample --n auto` computes it), and the paper's predictor-quality
+# experiment (Algorithm 2). Their samples are seeded and fixed before anything trains: the DAG stays static.
 
 
 rule sample_random:
@@ -9,14 +9,17 @@ rule sample_random:
     params:
         blocks=RANDOM_BLOCKS,
         n=config["random_search"]["budget"] or "auto",
+        beam_size=K,
+        max_blocks=B,
         seed=config["seed"],
         ops=" ".join(OPS),
         code=command_hash("surrogate_cmds.run_sample"),
     log:
         f"{RESULTS}/logs/random/sample.log",
     shell:
-        "pnas sample --blocks {params.blocks} --n {params.n} --beam-size {K} --max-blocks {B}"
-        " --seed {params.seed} --ops {params.ops} --out {output.candidates} > {log} 2>&1"
+        "pnas sample --blocks {params.blocks} --n {params.n} --beam-size {params.beam_size}"
+        " --max-blocks {params.max_blocks} --seed {params.seed}"
+        " --ops {params.ops} --out {output.candidates} > {log} 2>&1"
 
 
 rule sample_quality:

@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 # command_hash("train_cmds.run_train"): hash of everything that pnas command runs, found with ast;
-# each rule puts the hash of its command in `params: code=`, so editing any module it runs reruns it.
+# every rule carries the hash of its command as `params.code`, so editing any module it runs reruns it.
 from code_closure import command_hash, script_hash  # noqa: E402
 
 
