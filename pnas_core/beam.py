@@ -1,4 +1,4 @@
-"""The beam step (SPEC §3): level-1 enumeration, random samples, expand + score, top-K selection.
+"""The beam step (docs/method.md, "The progressive search"): level-1 enumeration, random samples, expand + score, top-K selection.
 
 Two Parquet tables, each with an explicit schema:
 
@@ -32,7 +32,7 @@ DEFAULT_SELECT_BY = "mean"
 
 Averaging three predictor families with different inductive biases (sequence model, bag of blocks,
 trees on one-hots) cancels part of each one's extrapolation error on the unseen, one block larger
-cells that are ranked (the case the search depends on, SPEC §4); no single family is best at every b
+cells that are ranked (the case the search depends on; docs/method.md, "Surrogate predictors"); no single family is best at every b
 (the paper found the RNN better on the fitted size and the MLP on b+1)."""
 
 BASE_FIELDS = [

@@ -1,6 +1,6 @@
 """The final network: the searched cell stacked deep, trained on train+validation, scored once on test.
 
-:class:`FinalSettings` holds every knob; its defaults are the paper's CIFAR-10 final training (SPEC §2:
+:class:`FinalSettings` holds every knob; its defaults are the paper's CIFAR-10 final training (docs/method.md, "The final network":
 PNASNet-5 with N=3, F=48, 600 epochs, drop path, auxiliary head with loss weight 0.4; the network
 layout with the reduction as the first cell of a stack gives the paper's 3.2M parameters). Where the
 paper is silent the values follow NASNet's CIFAR setup (batch 32, lr 0.025 with cosine decay, weight

@@ -1,4 +1,4 @@
-"""Predictor quality (SPEC §4, §5): Spearman rho on held-out b-block cells and on (b+1)-block cells,
+"""Predictor quality (docs/method.md, "Predictor quality and Algorithm 2"): Spearman rho on held-out b-block cells and on (b+1)-block cells,
 and the paper's Algorithm 2 (fit on K random b-block cells, T times)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Surrogate accuracy predictors (SPEC §4): ``rnn`` and ``mlp`` ensembles and the ``xgb`` baseline.
+"""Surrogate accuracy predictors (docs/method.md, "Surrogate predictors"): ``rnn`` and ``mlp`` ensembles and the ``xgb`` baseline.
 
 Never imports the network builder or training code. Importing this package loads torch and xgboost's
 Python side, so CLI modules import it inside their command functions.

@@ -1,4 +1,4 @@
-"""Surrogate settings (SPEC §4): one frozen dataclass, read from a dict, JSON or YAML file."""
+"""Surrogate settings (docs/method.md, "Surrogate predictors"): one frozen dataclass, read from a dict, JSON or YAML file."""
 
 from __future__ import annotations
 

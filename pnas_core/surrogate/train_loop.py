@@ -55,7 +55,7 @@ class TokenModel(nn.Module):
 
 
 class TorchEnsemble(Predictor):
-    """An ensemble of token models, member i fit on all but fold i of the data (SPEC §4)."""
+    """An ensemble of token models, member i fit on all but fold i of the data (docs/method.md, "Surrogate predictors")."""
 
     def __init__(self, settings: SurrogateSettings | None = None) -> None:
         super().__init__(settings)

@@ -1,4 +1,4 @@
-"""Gradient-boosted baseline (SPEC §4, the user's request): XGBoost on a fixed-length cell encoding."""
+"""Gradient-boosted baseline (docs/method.md, "Surrogate predictors"; not in the paper): XGBoost on a fixed-length cell encoding."""
 
 from __future__ import annotations
 
