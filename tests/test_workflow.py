@@ -161,14 +161,13 @@ def test_deleted_shard_rebuilds_only_its_dependents(finished: Path) -> None:
 
 
 def params_changed(root: Path, package: Path) -> set[str]:
-    """Rules a dry run would rerun because their params (code hashes) changed, with ``package``'s
-    pnas_core first on the path."""
+    """Rules with an output whose params (code hashes) changed, by ``snakemake --summary``, with
+    ``package``'s pnas_core first on the path."""
     env = {**os.environ, "PYTHONPATH": str(package)}
-    text = snakemake(root, "-n", env=env).stdout
-    if "params have changed since last execution:" not in text:
-        return set()
-    names = text.split("params have changed since last execution:")[1].strip().splitlines()[0]
-    return {n.strip() for n in names.split(",")}
+    rows = [line.split("\t") for line in snakemake(root, "--summary", env=env).stdout.splitlines()]
+    header = rows[0]
+    rule, status = header.index("rule"), header.index("status")
+    return {r[rule] for r in rows[1:] if len(r) == len(header) and r[status] == "params changed"}
 
 
 def test_code_edit_reruns_the_rules_that_run_it(finished: Path) -> None:
