@@ -1,4 +1,4 @@
-"""The beam step (SPEC §3): level-1 enumeration, random samples, expand + score, top-K selection.
+"""The beam step (docs/method.md, "The progressive search"): level-1 enumeration, random samples, expand + score, top-K selection.
 
 Two Parquet tables, each with an explicit schema:
 
@@ -37,7 +37,7 @@ DEFAULT_SELECT_BY = "mean"
 
 Averaging three predictor families with different inductive biases (sequence model, bag of blocks,
 trees on one-hots) cancels part of each one's extrapolation error on the unseen, one block larger
-cells that are ranked (the case the search depends on, SPEC §4); no single family is best at every b
+cells that are ranked (the case the search depends on; docs/method.md, "Surrogate predictors"); no single family is best at every b
 (the paper found the RNN better on the fitted size and the MLP on b+1)."""
 
 COST_FIELDS = [pa.field("params", pa.int64()), pa.field("mult_adds", pa.int64())]
@@ -94,7 +94,7 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
         pq.write_table(table, tmp)
 
 
-def read_table(path: str | os.PathLike[str], what: str) -> pa.Table:
+def read_cell_table(path: str | os.PathLike[str], what: str) -> pa.Table:
     """Read a Parquet table, with errors naming the file and the expected content."""
     return read_arrow(path, what, [f.name for f in BASE_FIELDS])
 
@@ -132,6 +132,18 @@ def sample_cells(space: Space, b: int, n: int, seed: int) -> pa.Table:
         more = space.sample_tokens(b, max(2 * (n - len(drawn)), 64), rng)
         drawn = unique_rows(np.concatenate([drawn, more]))
     return _candidates(tokens_to_texts(drawn[:n]), b)
+
+
+def search_budget(space: Space, max_blocks: int, beam_size: int) -> int:
+    """Models the progressive search trains up to ``max_blocks`` blocks with beam width K: every
+    1-block cell, then at each further level b the top K children, or all of them when the space
+    holds fewer than K b-block cells (the random-search baseline gets the same budget)."""
+    if not 1 <= max_blocks <= space.max_blocks or beam_size < 1:
+        raise PnasError(
+            f"search budget needs 1 <= max_blocks <= {space.max_blocks} and beam_size >= 1, "
+            f"got {max_blocks} and {beam_size}"
+        )
+    return space.count_cells(1) + sum(min(beam_size, space.count_cells(b)) for b in range(2, max_blocks + 1))
 
 
 def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:

@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from pnas_core.complexity import count_params
 from pnas_core.data import IMAGE_SUFFIXES, DatasetSettings
 from pnas_core.errors import PnasError
+from pnas_core.imagefolder import class_folders
 from pnas_core.network import (
     CellBlock,
     NetworkSettings,
@@ -201,17 +203,9 @@ def dataset_shape(settings: DatasetSettings) -> tuple[tuple[int, int, int], int]
         (c, h, w), classes = NATIVE_SHAPES[settings.dataset]
     else:
         root = Path("data" if settings.data_root is None else settings.data_root) / "train"
-        if not root.is_dir():
-            raise PnasError(f"imagefolder dataset: {root} not found (expected {root}/<class>/*.png|jpg)")
-        folders = sorted(p for p in root.iterdir() if p.is_dir())
-        c, classes = 3, len(folders)
-        first = next(
-            (f for d in folders for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES), None
-        )
-        if first is None:
-            raise PnasError(f"imagefolder dataset: no .png/.jpg images under {root}")
-        from PIL import Image
-
+        names = class_folders(root)
+        c, classes = 3, len(names)
+        first = next(f for f in sorted((root / names[0]).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES)
         with Image.open(first) as im:
             w, h = im.size
     if settings.image_size is not None:

@@ -27,7 +27,6 @@ into every training record and cache key.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,8 @@ import torch.nn.functional as F
 from pnas_core.errors import PnasError
 from pnas_core.imagefolder import IMAGE_SUFFIXES as IMAGE_SUFFIXES  # re-exported for model_io
 from pnas_core.imagefolder import load_imagefolder
+from pnas_core.splits import fingerprint_arrays as fingerprint_arrays  # re-exported
+from pnas_core.splits import stratified_split as stratified_split  # re-exported
 
 DATASETS = ("digits", "cifar10", "imagefolder")
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -83,18 +84,6 @@ class DataSplits:
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1.0)
         return mean.to(torch.float32), std.to(torch.float32)
-
-
-def fingerprint_arrays(name: str, arrays: list[torch.Tensor]) -> str:
-    """``name-CxHxW-ntrain/nval/ntest-hash`` of (train_x, train_y, val_x, val_y, test_x, test_y)."""
-    h = hashlib.sha256()
-    for t in arrays:
-        arr = np.ascontiguousarray(t.cpu().numpy())
-        h.update(str((arr.dtype.str, arr.shape)).encode())
-        h.update(arr.tobytes())
-    c, hh, w = arrays[0].shape[1:]
-    sizes = "/".join(str(len(t)) for t in arrays[1::2])
-    return f"{name}-{c}x{hh}x{w}-{sizes}-{h.hexdigest()[:16]}"
 
 
 def load_dataset(
@@ -158,20 +147,6 @@ def _load(
             tensors[i] = resize_uint8(tensors[i], image_size)
     fingerprint = fingerprint_arrays(name, tensors)
     return DataSplits(name, *tensors, num_classes=num_classes, allow_flip=allow_flip, fingerprint=fingerprint)
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(keep, held_out)`` with about ``fraction`` of each class held out, both sorted."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    try:
-        keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=y)
-    except ValueError as exc:
-        raise PnasError(
-            f"cannot split {len(y)} images into a stratified {fraction:g} fraction: {exc}"
-        ) from exc
-    return np.sort(keep), np.sort(held)
 
 
 def resize_uint8(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

@@ -34,8 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 
+from pnas_core.devices import resolve_threads
 from pnas_core.errors import PnasError
+from pnas_core.splits import fingerprint_arrays, stratified_split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "test")
@@ -173,8 +177,6 @@ def _final_splits(
     split_seed: int,
 ) -> dict[str, list[tuple[str, int]]]:
     """The files of the train, val and test splits, splitting missing ones off train (stratified)."""
-    from pnas_core.data import stratified_split
-
     train = listing["train"]
     parts = {}
     for split, fraction, seed in (("test", test_fraction, split_seed), ("val", val_fraction, split_seed + 1)):
@@ -199,8 +201,6 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _decode(path: str, image_size: int | None) -> np.ndarray:
     """One image as uint8 (3, H, W), resized to ``image_size`` (bilinear) when given."""
-    from PIL import Image
-
     with Image.open(path) as im:
         if image_size is not None and im.format == "JPEG":
             im.draft("RGB", (image_size, image_size))  # DCT scaling: decode at >= image_size only
@@ -218,8 +218,6 @@ def _build(
     threads: int | None,
 ) -> None:
     """Decode every split into ``.npy`` files in a temporary folder, then rename it to ``entry``."""
-    from pnas_core.devices import resolve_threads
-
     first_path = parts["train"][0][0]
     try:
         shape = _decode(first_path, image_size).shape
@@ -290,10 +288,6 @@ def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[f
 
 
 def _fingerprint(arrays: tuple[np.ndarray, ...]) -> str:
-    import torch
-
-    from pnas_core.data import fingerprint_arrays
-
     return fingerprint_arrays("imagefolder", [torch.from_numpy(a) for a in arrays])
 
 

@@ -18,10 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
+from pnas_core import __version__
 from pnas_core.atomic import atomic_path
+from pnas_core.data import IMAGE_SUFFIXES, normalize, resize_uint8
 from pnas_core.errors import PnasError
+from pnas_core.network import NetworkSettings, build_network
+from pnas_core.space import parse
 
 MODEL_FILE = "model.pt"
 MODEL_FORMAT = "pnas-model-1"
@@ -49,8 +55,6 @@ class ModelInfo:
 def save_model(path: str | os.PathLike[str], model: torch.nn.Module, info: dict[str, Any]) -> None:
     """Write ``model``'s weights (moved to CPU, contiguous) with ``info`` (the keys of the module
     docstring) to ``path`` atomically."""
-    from pnas_core import __version__
-
     state = {
         k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()
     }
@@ -85,9 +89,6 @@ def load_model(
     Raises PnasError naming the file when it is not a pnas model, its cell text does not parse, its
     settings are invalid, or its weights (keys or shapes) differ from the network they build.
     """
-    from pnas_core.network import NetworkSettings, build_network
-    from pnas_core.space import parse
-
     f = model_file(dir_or_file)
     try:
         payload = torch.load(f, map_location="cpu", weights_only=True)
@@ -165,8 +166,6 @@ def _state_mismatch(reference: dict[str, torch.Tensor], state: dict[str, torch.T
 
 def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
     """Image files (.png/.jpg/.jpeg) given directly or found (recursively, sorted) in folders."""
-    from pnas_core.data import IMAGE_SUFFIXES
-
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
@@ -182,11 +181,6 @@ def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
 
 def read_images(files: list[Path], info: ModelInfo) -> torch.Tensor:
     """The images as one uint8 batch (N, C, H, W) in the model's channels and size (bilinear resize)."""
-    import numpy as np
-    from PIL import Image
-
-    from pnas_core.data import resize_uint8
-
     c, h, w = info.input_shape
     mode = {1: "L", 3: "RGB"}.get(c)
     if mode is None:
@@ -206,8 +200,6 @@ def read_images(files: list[Path], info: ModelInfo) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: torch.nn.Module, info: ModelInfo, images: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) of uint8 images (N, C, H, W) normalised like training."""
-    from pnas_core.data import normalize
-
     device = next(model.parameters()).device
     mean = torch.tensor(info.mean, device=device)
     std = torch.tensor(info.std, device=device)

@@ -1,9 +1,9 @@
-"""From a cell to a PyTorch network (SPEC §2), structured as timm's released PNASNet-5.
+"""From a cell to a PyTorch network, structured as timm's released PNASNet-5.
 
-Layout. ``stem="cifar"``: a 3x3 conv (stride 1) + BN, then ``num_reductions + 1`` stacks of
+See docs/method.md, "From cell to network". Layout. ``stem="cifar"``: a 3x3 conv (stride 1) + BN, then ``num_reductions + 1`` stacks of
 ``cells_per_stack`` (N) cells with a reduction cell between stacks (3N+2 cells for two reductions,
-SPEC §2). ``stem="imagenet"``: a 3x3 conv at stride 2 without padding + BN, two stem reduction
-cells with F/4 and F/2 filters (the first reads the raw stem conv output as H^{c-2}), then the
+the paper's search layout). ``stem="imagenet"``: a 3x3 conv at stride 2 without padding + BN, two stem
+reduction cells with F/4 and F/2 filters (the first reads the raw stem conv output as H^{c-2}), then the
 stacks. With ``reduction_in_stack=True`` the first cell of each later stack is the reduction cell
 instead of an extra one (3N cells), as in the released PNASNet-5 Large (N=4) and Mobile (N=3).
 Filters double at each reduction; a cell of B blocks outputs B·filters channels (all blocks are
@@ -43,7 +43,7 @@ AUX_HIDDEN = (128, 768)
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """Everything but the cell that defines a network (SPEC §2). Invalid values raise PnasError.
+    """Everything but the cell that defines a network (docs/method.md, "From cell to network"). Invalid values raise PnasError.
 
     ``stem_filters=None`` means 3·F for the CIFAR stem (as NASNet) and 96 for the ImageNet stem
     (as PNASNet-5 Large).
@@ -328,7 +328,7 @@ PRESETS: dict[str, tuple[str, NetworkSettings]] = {
             reduction_in_stack=True,
         ),
     ),
-    # The paper's CIFAR-10 model: N=3, F=48, CIFAR layout of SPEC §2 (stem 3F).
+    # The paper's CIFAR-10 model: N=3, F=48, CIFAR layout (stem 3F).
     "pnasnet5_cifar": (
         PNASNET5,
         NetworkSettings(num_classes=10, cells_per_stack=3, filters=48, reduction_in_stack=True),

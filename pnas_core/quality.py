@@ -1,4 +1,4 @@
-"""Predictor quality (SPEC §4, §5): Spearman rho on held-out b-block cells and on (b+1)-block cells,
+"""Predictor quality (docs/method.md, "Predictor quality and Algorithm 2"): Spearman rho on held-out b-block cells and on (b+1)-block cells,
 and the paper's Algorithm 2 (fit on K random b-block cells, T times)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pnas_core.errors import PnasError
+from pnas_core.stats import spearman
 from pnas_core.surrogate import SurrogateSettings, fit_data, make_predictor
 
 QUALITY_SCHEMA = pa.schema(
@@ -25,16 +26,7 @@ QUALITY_SCHEMA = pa.schema(
     ]
 )
 """One row per (predictor or "mean", repeat, split); split is "heldout" or "train" (cells of size b)
-or "next" (cells of size b+1). ``rho`` is NaN where fewer than 2 cells or constant predictions."""
-
-
-def spearman(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Spearman rank correlation; NaN when undefined."""
-    from scipy.stats import spearmanr
-
-    if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(truth) == 0:
-        return float("nan")
-    return float(spearmanr(pred, truth).statistic)
+or "next" (cells of size b+1). ``rho`` is NaN where :func:`pnas_core.stats.spearman` is (fewer than 3 cells, or constant)."""
 
 
 def _fit_and_rank(
@@ -85,7 +77,7 @@ def _by_size(records: pd.DataFrame, b: int, min_cells: int) -> tuple[pd.DataFram
     return now.reset_index(drop=True), nxt.reset_index(drop=True)
 
 
-def evaluate(
+def heldout_quality(
     records: pd.DataFrame,
     b: int,
     predictors: Sequence[str],
@@ -118,11 +110,14 @@ def algorithm2(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Paper's Algorithm 2: T times, fit on K random b-block cells (seed + t for the predictors too),
-    rho on those fitted cells ("train") and on the (b+1)-block cells ("next")."""
+    rho on those fitted cells ("train") and on the (b+1)-block cells ("next"). K is ``train_size``,
+    or all ok b-block cells when there are fewer (``n_train`` holds the K used)."""
     if repeats < 1:
         raise PnasError(f"--repeats must be at least 1, got {repeats}")
     now, nxt = _by_size(records, b, 2)
-    k = _check_size(train_size, len(now))
+    if train_size < 2:
+        raise PnasError(f"--train-size must be at least 2, got {train_size}")
+    k = min(train_size, len(now))
     rng = np.random.default_rng(seed)
     rows = []
     for t in range(repeats):

@@ -18,6 +18,7 @@ from typing import Any
 
 from pnas_core.cache import ResultCache
 from pnas_core.data import DataSplits
+from pnas_core.devices import set_threads
 from pnas_core.errors import PnasError
 from pnas_core.space import cell_id
 from pnas_core.train import EpochCallback, TrainSettings, train_candidate
@@ -94,8 +95,6 @@ _WORKER: dict[str, Any] = {}
 
 def _start_worker(settings: dict[str, Any], cache_root: str, threads: int) -> None:
     """Worker process set-up: torch threads, the settings, the dataset (loaded once), the cache."""
-    from pnas_core.devices import set_threads
-
     set_threads(threads)
     _WORKER["settings"] = TrainSettings.from_dict(settings)
     _WORKER["data"] = _WORKER["settings"].load_data()

@@ -1,4 +1,4 @@
-"""The PNAS cell search space (SPEC §1): ops, blocks, cells, canonical text, counts and expansion.
+"""The PNAS cell search space (docs/method.md, "The search space" to "Counts"): ops, blocks, cells, canonical text, counts and expansion.
 
 Needs only numpy, so the CLI and every workflow job import it fast.
 
@@ -89,7 +89,7 @@ class Cell:
 
     @cached_property
     def text(self) -> str:
-        """The canonical text of SPEC §1."""
+        """The canonical text (docs/method.md, "Canonical form")."""
         return ";".join(block.text for block in self.blocks)
 
     @property

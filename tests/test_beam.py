@@ -291,3 +291,30 @@ def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predicto
     assert main(["expand-score", *argv[1:], "--out", "bare.parquet"]) == 0  # no --settings: no cost
     assert main(["select", "--scored", "bare.parquet", "--k", "3", "--pareto", "--out", "x.parquet"]) == 2
     assert "expand-score --settings" in capsys.readouterr().err
+
+
+def test_search_budget_is_what_the_search_trains() -> None:
+    """The random-search baseline's default budget: every 1-block cell, then min(K, cells) per level."""
+    space = Space.from_names(None)
+    assert beam.search_budget(space, 3, 16) == 136 + 16 + 16  # config/config.yaml: 168
+    assert beam.search_budget(space, 5, 256) == 136 + 4 * 256  # config/paper.yaml: 1,160
+    small = Space.from_names(["sep3x3", "identity", "max3x3"])  # tests/configs/tiny.yaml
+    assert beam.search_budget(small, 1, 3) == small.count_cells(1) == 21
+    assert beam.search_budget(small, 2, 10**9) == 21 + small.count_cells(2)  # beam wider than the space
+    with pytest.raises(PnasError, match="max_blocks"):
+        beam.search_budget(small, 6, 3)
+
+
+def test_sample_auto_takes_the_search_budget(tmp_path, capsys) -> None:
+    ops = ["sep3x3", "identity", "max3x3"]
+    out = tmp_path / "random.parquet"
+    argv = ["sample", "--blocks", "2", "--n", "auto", "--ops", *ops, "--out", str(out)]
+    assert main([*argv, "--beam-size", "3", "--max-blocks", "2"]) == 0
+    assert len(pd.read_parquet(out)) == 21 + 3
+    assert main(argv) == 2
+    assert "--n auto needs --beam-size and --max-blocks" in capsys.readouterr().err
+    # more than the space holds: every cell of that size, once
+    assert main(["sample", "--blocks", "1", "--n", "500", "--ops", *ops, "--out", str(out)]) == 0
+    assert sorted(pd.read_parquet(out)["cell"]) == sorted(
+        beam.enumerate_level1(Space.from_names(ops))["cell"].to_pylist()
+    )

@@ -1,4 +1,4 @@
-"""The network builder (SPEC §2): shapes, every op, presets against timm and the paper, training."""
+"""The network builder (docs/method.md, "From cell to network"): shapes, every op, presets against timm and the paper, training."""
 
 from __future__ import annotations
 

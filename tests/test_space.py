@@ -1,4 +1,4 @@
-"""The search space: canonical text, counts, expansion and tokens (SPEC §1)."""
+"""The search space: canonical text, counts, expansion and tokens (docs/method.md, "The search space" to "Counts")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pnas space count``: the size of the search space (SPEC §1 table)."""
+"""``pnas space count``: the size of the search space (the table in docs/method.md, "Counts")."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pnas_core.errors import PnasError
-from pnas_core.figures.style import PREDICTOR_COLORS, PREDICTOR_LABELS, PREDICTORS, new_figure
+from pnas_core.figures.style import PLOT_PREDICTORS, PREDICTOR_COLORS, PREDICTOR_LABELS, new_figure
 
 SPLIT_ORDER = ("train", "heldout", "next")
 SPLIT_TITLES = {
@@ -26,10 +26,10 @@ def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
     ``repeats`` (repeats with a defined rho), ``n_train`` and ``n_eval`` (mean cells fitted and ranked).
     Rows are ordered by split, predictor, b.
     """
-    unknown = sorted(set(quality["predictor"]) - set(PREDICTORS))
+    unknown = sorted(set(quality["predictor"]) - set(PLOT_PREDICTORS))
     if unknown:
         raise PnasError(
-            f"predictor-quality table names unknown predictor(s) {unknown} (known: {list(PREDICTORS)})"
+            f"predictor-quality table names unknown predictor(s) {unknown} (known: {list(PLOT_PREDICTORS)})"
         )
     g = quality.groupby(["blocks", "predictor", "split"], sort=False)
     table = g.agg(
@@ -41,7 +41,7 @@ def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     table.loc[table["repeats"] == 1, "rho_std"] = 0.0
     table["_split"] = table["split"].map(_split_key)
-    table["_pred"] = table["predictor"].map(PREDICTORS.index)
+    table["_pred"] = table["predictor"].map(PLOT_PREDICTORS.index)
     table = table.sort_values(["_split", "split", "_pred", "blocks"], kind="stable")
     return table.drop(columns=["_split", "_pred"]).reset_index(drop=True)
 
@@ -56,10 +56,10 @@ def quality_figure(table: pd.DataFrame) -> Figure:
     fig = new_figure(3.4 * len(splits) + 0.6, 3.4)
     axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
     bs = sorted(table["blocks"].unique())
-    offsets = {p: (i - 1.5) * 0.07 for i, p in enumerate(PREDICTORS)}
+    offsets = {p: (i - 1.5) * 0.07 for i, p in enumerate(PLOT_PREDICTORS)}
     for ax, split in zip(axes, splits, strict=True):
         part = table[table["split"] == split]
-        for pred in PREDICTORS:
+        for pred in PLOT_PREDICTORS:
             rows = part[part["predictor"] == pred]
             if rows.empty:
                 continue

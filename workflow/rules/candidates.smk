@@ -2,31 +2,12 @@
 # picked by predicted accuracy (optionally an upper confidence bound, within cost budgets, or from
 # Pareto fronts of predicted accuracy against cost; see config/README.md).
 
-COST_CODE = code_hash("cost.py", "network.py", "ops.py", "complexity.py")
-SELECT_CODE = code_hash("selection.py")
-
-
-def select_flags():
-    """`pnas select` flags for the search section's selection keys."""
-    search = config["search"]
-    flags = [f"--by {search['select_by']}"]
-    if search["select_by"] == "ucb":
-        flags.append(f"--kappa {search['ucb_kappa']}")
-    if search["max_params"] is not None:
-        flags.append(f"--max-params {search['max_params']}")
-    if search["max_mult_adds"] is not None:
-        flags.append(f"--max-mult-adds {search['max_mult_adds']}")
-    if search["pareto"]:
-        flags.append(f"--pareto --pareto-cost {search['pareto_cost']}")
-    return " ".join(flags)
-
-
 rule enumerate_level1:
     output:
         candidates=f"{RESULTS}/level1/candidates.parquet",
     params:
         ops=" ".join(OPS),
-        code=BEAM_CODE,
+        code=command_hash("surrogate_cmds.run_enumerate"),
     log:
         f"{RESULTS}/logs/level1/enumerate.log",
     shell:
@@ -42,8 +23,9 @@ rule expand_score:
         scored=f"{RESULTS}/level{{level}}/scored.parquet",
     params:
         ops=" ".join(OPS),
-        code=SURROGATE_CODE,
-        cost_code=COST_CODE,
+        code=command_hash("surrogate_cmds.run_expand_score"),
+    resources:
+        gpu=1 if SURROGATE_GPU else 0,
     log:
         f"{RESULTS}/logs/level{{level}}/expand_score.log",
     benchmark:
@@ -63,8 +45,7 @@ rule select_top_k:
     params:
         k=K,
         flags=select_flags(),
-        code=BEAM_CODE,
-        select_code=SELECT_CODE,
+        code=command_hash("surrogate_cmds.run_select"),
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:

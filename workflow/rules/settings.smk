@@ -12,6 +12,7 @@ rule train_settings:
             **({"data_root": config["data_root"]} if config.get("data_root") else {}),
             "seed": config["seed"],
         },
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/train_settings.log",
     script:
@@ -23,6 +24,7 @@ rule surrogate_settings:
         f"{RESULTS}/settings/surrogate.json",
     params:
         settings={**config["surrogate"], "max_blocks": B, "seed": config["seed"]},
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/surrogate_settings.log",
     script:

@@ -11,12 +11,12 @@ rule train_shard:
     params:
         num_shards=SHARDS,
         cache=CACHE_DIR,
-        code=TRAIN_CODE,
+        code=command_hash("train_cmds.run_train"),
         workers=TRAIN_WORKERS,
     # train_threads torch threads for each of the shard's train.workers concurrent candidates
     threads: config["train_threads"] * TRAIN_WORKERS
     resources:
-        gpu=1 if USE_GPU else 0,
+        gpu=1 if TRAIN_GPU else 0,
     log:
         f"{RESULTS}/logs/{{stage}}/train_shard{{shard}}.log",
     benchmark:
@@ -29,11 +29,11 @@ rule train_shard:
 
 rule merge_shards:
     input:
-        shards=expand(f"{RESULTS}/{{{{stage}}}}/train/shard{{shard}}.parquet", shard=range(SHARDS)),
+        shards=lambda wc: [f"{RESULTS}/{wc.stage}/train/shard{i}.parquet" for i in range(SHARDS)],
     output:
         trained=f"{RESULTS}/{{stage}}/trained.parquet",
     params:
-        code=TRAIN_CODE,
+        code=command_hash("train_cmds.run_merge"),
     log:
         f"{RESULTS}/logs/{{stage}}/merge.log",
     shell:
