@@ -18,7 +18,9 @@ from pnas_core.space import (
     Cell,
     CellSyntaxError,
     Space,
+    canonical_tokens,
     cell_id,
+    orbit_sizes,
     parse,
     texts_to_tokens,
     tokens_to_cells,
@@ -51,6 +53,11 @@ def test_paper_counts() -> None:
     assert [space.blocks_per_position(b) for b in range(1, 6)] == [136, 300, 528, 820, 1176]
 
 
+PNASNET5_PAPER_ORDER = (
+    "0:sep5x5,0:max3x3;1:sep7x7,1:max3x3;1:sep3x3,1:sep5x5;1:max3x3,4:sep3x3;0:sep3x3,1:identity"
+)
+
+
 def test_pnasnet5_text_is_canonical_and_halves_swap() -> None:
     cell = parse(PNASNET5)
     assert cell.text == PNASNET5
@@ -58,7 +65,138 @@ def test_pnasnet5_text_is_canonical_and_halves_swap() -> None:
     assert swapped != PNASNET5
     assert parse(swapped) == cell
     assert parse(swapped).id == cell.id == cell_id(PNASNET5)
-    assert cell.blocks[3] == Block(1, OPS.index("max3x3"), 4, OPS.index("sep3x3"))
+    assert cell.blocks[4] == Block(1, OPS.index("max3x3"), 4, OPS.index("sep3x3"))
+    assert parse(PNASNET5_PAPER_ORDER) == cell  # the paper lists the blocks in another order
+
+
+# --------------------------------------------------------------------------- canonical form, brute force
+
+
+def relabel(i: int, position: dict[int, int]) -> int:
+    """Input index i after the blocks moved to ``position`` (block k at position[k])."""
+    return i if i < 2 else position[i - 2] + 2
+
+
+def brute_canonical(blocks: list[tuple[int, int, int, int]]) -> tuple[tuple[int, int, int, int], ...]:
+    """Smallest relabelled, half-sorted block sequence over every permutation that is topological."""
+    b = len(blocks)
+    best = None
+    for perm in itertools.permutations(range(b)):
+        position = {k: t for t, k in enumerate(perm)}
+        if any(
+            relabel(i, position) >= position[k] + 2 for k in range(b) for i in (blocks[k][0], blocks[k][2])
+        ):
+            continue
+        seq = []
+        for k in perm:
+            i1, o1, i2, o2 = blocks[k]
+            lo, hi = sorted([(relabel(i1, position), o1), (relabel(i2, position), o2)])
+            seq.append((*lo, *hi))
+        best = min(best, tuple(seq)) if best is not None else tuple(seq)
+    assert best is not None
+    return best
+
+
+def brute_orbit(blocks: list[tuple[int, int, int, int]]) -> int:
+    """Number of distinct half-sorted sequences spelling the cell (over its topological orders)."""
+    canon = brute_canonical(blocks)
+    seqs = set()
+    for perm in itertools.permutations(range(len(blocks))):
+        position = {k: t for t, k in enumerate(perm)}
+        moved = []
+        for k in perm:
+            i1, o1, i2, o2 = blocks[k]
+            moved.append((relabel(i1, position), o1, relabel(i2, position), o2))
+        if all(i < t + 2 for t, (i1, _, i2, _) in enumerate(moved) for i in (i1, i2)):
+            assert brute_canonical(moved) == canon
+            seqs.add(tuple(tuple(sorted([(a, b), (c, d)])) for a, b, c, d in moved))
+    return len(seqs)
+
+
+def reorder(blocks: list[tuple[int, int, int, int]], seed: int) -> list[tuple[int, int, int, int]]:
+    """The cell with its blocks in a random topological order (references relabelled)."""
+    rnd, b = random.Random(seed), len(blocks)
+    placed: list[int] = []
+    while len(placed) < b:
+        ready = [
+            k
+            for k in range(b)
+            if k not in placed and all(i < 2 or i - 2 in placed for i in (blocks[k][0], blocks[k][2]))
+        ]
+        placed.append(rnd.choice(ready))
+    position = {k: t for t, k in enumerate(placed)}
+    return [
+        (relabel(blocks[k][0], position), blocks[k][1], relabel(blocks[k][2], position), blocks[k][3])
+        for k in placed
+    ]
+
+
+def as_blocks(cell: Cell) -> tuple[tuple[int, int, int, int], ...]:
+    return tuple(tuple(block) for block in cell.blocks)  # type: ignore[misc]
+
+
+@st.composite
+def cells_with_twins(draw: st.DrawFn) -> list[tuple[int, int, int, int]]:
+    """Cells over few ops and inputs biased to repeat, so equal blocks (ties) are common."""
+    b = draw(st.integers(1, 5))
+    blocks: list[tuple[int, int, int, int]] = []
+    for j in range(1, b + 1):
+        if blocks and draw(st.booleans()):
+            i1, o1, i2, o2 = draw(st.sampled_from(blocks))
+            if max(i1, i2) <= j:
+                blocks.append((i1, o1, i2, o2))
+                continue
+        half = st.tuples(st.sampled_from(sorted({0, 1, j})), st.integers(0, 1))
+        (i1, o1), (i2, o2) = draw(half), draw(half)
+        blocks.append((i1, o1, i2, o2))
+    return blocks
+
+
+@given(st.one_of(raw_cells(), cells_with_twins()), st.integers(0, 10**6))
+@settings(max_examples=300, deadline=None)
+def test_canonical_form_is_the_smallest_topological_order(
+    blocks: list[tuple[int, int, int, int]], seed: int
+) -> None:
+    expected = brute_canonical(blocks)
+    cell = parse(raw_text(blocks))
+    assert as_blocks(cell) == expected
+    other = reorder(blocks, seed)
+    assert parse(raw_text(other)) == cell
+    assert parse(raw_text(other)).id == cell.id
+    assert orbit_sizes(cell.tokens()[None, :])[0] == brute_orbit(blocks)
+
+
+@pytest.mark.parametrize("b", [1, 2, 3, 4, 5])
+def test_canonical_tokens_batch_matches_brute_force(b: int) -> None:
+    rng = np.random.default_rng(b)
+    space = Space.from_names(["sep3x3", "sep5x5"])  # two ops: many equal blocks, many ties
+    tokens = np.concatenate([space.sample_tokens(b, 300, rng), Space().sample_tokens(b, 300, rng)])
+    canon = canonical_tokens(tokens)
+    for row, out in zip(tokens, canon, strict=True):
+        blocks = [(int(r[0]), int(r[2]), int(r[1]), int(r[3])) for r in row.reshape(-1, 4)]
+        assert as_blocks(Cell.from_tokens(out)) == brute_canonical(blocks)
+    np.testing.assert_array_equal(canonical_tokens(canon), canon)
+
+
+def test_which_twin_a_block_reads_matters() -> None:
+    # Blocks 1 and 2 are identical. Block 3 reading both twins and block 3 reading one twin twice are
+    # different networks, though the references differ only in which equal block they name.
+    a = parse("0:sep5x5,1:sep5x5;0:sep5x5,1:sep5x5;2:sep5x5,3:sep5x5")
+    b = parse("0:sep5x5,1:sep5x5;0:sep5x5,1:sep5x5;2:sep5x5,2:sep5x5")
+    assert a != b and a.id != b.id
+    # Reading the first twin or the second is the same cell (swap the twins).
+    assert parse("0:sep5x5,1:sep5x5;0:sep5x5,1:sep5x5;3:sep5x5,3:sep5x5") == b
+    # The tie of the brief: u, v identical, w reads u; the greedy must not place v first.
+    c = parse("0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3;1:sep3x3,3:sep3x3")
+    assert c.text == "0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3;1:sep3x3,2:sep3x3"
+    assert parse("0:sep3x3,0:sep3x3;1:sep3x3,2:sep3x3;0:sep3x3,0:sep3x3") == c
+
+
+def test_cell_constructor_refuses_non_canonical_block_order() -> None:
+    cell = parse(PNASNET5)
+    with pytest.raises(CellSyntaxError, match="not in canonical order"):
+        Cell(tuple(reversed(cell.blocks[:2])))
+    assert Cell(cell.blocks) == cell
 
 
 @given(raw_cells())
@@ -88,12 +226,34 @@ def test_children_unique_canonical_one_longer(blocks: list[tuple[int, int, int, 
     parent = parse(raw_text(blocks))
     space = Space()
     kids = space.children(parent)
-    assert len(kids) == space.blocks_per_position(parent.num_blocks + 1)
-    assert len(set(kids)) == len(kids)
+    assert len(set(kids)) == len(kids) <= space.blocks_per_position(parent.num_blocks + 1)
+    sequences, _ = space.expand(parent.tokens()[None, :])
+    assert set(kids) == set(tokens_to_cells(sequences))
     for kid in kids:
         assert kid.num_blocks == parent.num_blocks + 1
-        assert kid.blocks[:-1] == parent.blocks
         assert parse(kid.text) == kid
+
+
+@given(st.lists(st.one_of(raw_cells(max_blocks=3), cells_with_twins()), min_size=1, max_size=6))
+@settings(max_examples=30, deadline=None)
+def test_canonical_children_fast_path_matches_canonical_tokens(
+    cells: list[list[tuple[int, int, int, int]]],
+) -> None:
+    space = Space()
+    by_size: dict[int, list[Cell]] = {}
+    for blocks in cells:
+        if len(blocks) < 5:
+            by_size.setdefault(len(blocks), []).append(parse(raw_text(blocks)))
+    for size_cells in by_size.values():
+        raw = np.stack([c.tokens() for c in size_cells])
+        kids, parent_index, appended = space.canonical_children(raw)
+        parents = unique_rows(canonical_tokens(raw))
+        sequences, seq_index = space.expand(parents)
+        np.testing.assert_array_equal(kids, canonical_tokens(sequences))
+        np.testing.assert_array_equal(parent_index, seq_index)
+        b4 = parents.shape[1]
+        np.testing.assert_array_equal(appended, (kids == sequences).all(axis=1))
+        assert (kids[appended, :b4] == parents[parent_index[appended]]).all()
 
 
 @pytest.mark.parametrize("ops", [("sep3x3",), ("identity", "max3x3"), ("sep5x5", "avg3x3", "dil3x3")])
@@ -125,18 +285,20 @@ def test_expand_many_parents_matches_per_cell_children() -> None:
     parents = np.concatenate([parents, parents[:3]])  # duplicates are dropped
     kids, parent_index = space.expand(parents)
     uniq = unique_rows(parents)
-    assert len(uniq) == len(kids) // space.blocks_per_position(4)
+    table = space.block_table(4)
+    assert len(uniq) == len(kids) // len(table)
     for p, row in enumerate(uniq):
-        expected = [c.tokens() for c in space.children(Cell.from_tokens(row))]
-        np.testing.assert_array_equal(kids[parent_index == p], np.stack(expected))
+        mine = kids[parent_index == p]
+        np.testing.assert_array_equal(mine, np.concatenate([np.tile(row, (len(table), 1)), table], 1))
+        assert set(tokens_to_cells(mine)) == set(space.children(Cell.from_tokens(row)))
 
 
 def test_tokens_layout_and_texts() -> None:
     cell = parse(PNASNET5)
     t = cell.tokens()
     assert t.shape == (20,)
-    # block 4 = (in1=1, in2=4, op1=max3x3, op2=sep3x3)
-    assert t[12:16].tolist() == [1, 4, OPS.index("max3x3"), OPS.index("sep3x3")]
+    # block 5 = (in1=1, in2=4, op1=max3x3, op2=sep3x3)
+    assert t[16:20].tolist() == [1, 4, OPS.index("max3x3"), OPS.index("sep3x3")]
     arr = texts_to_tokens([PNASNET5, PNASNET5])
     assert tokens_to_texts(arr) == [PNASNET5, PNASNET5]
     space = Space()
@@ -181,7 +343,7 @@ def test_restricted_space_rejects_foreign_ops() -> None:
 
 def test_cell_id_is_stable() -> None:
     # The id is part of every cache key: changing it silently would orphan every cached result.
-    assert cell_id(PNASNET5) == "58e7ccdd513023f3"
+    assert cell_id(PNASNET5) == "76c94ce450dbd5be"
     ids = {c.id for c in Space().one_block_cells()}
     assert len(ids) == 136
 
