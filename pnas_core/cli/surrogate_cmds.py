@@ -131,7 +131,7 @@ def run_expand_score(args: argparse.Namespace) -> int:
     parents = beam.parent_tokens(beam.read_table(args.parents, "parents"), space)
     table = beam.expand_and_score(parents, load_predictors(args.surrogate), space)
     beam.write_table(table, args.out)
-    print(f"{table.num_rows} children of {len(parents)} parents scored -> {args.out}")
+    print(f"{table.num_rows} distinct children of {len(parents)} parents scored -> {args.out}")
     return 0
 
 
