@@ -2,8 +2,9 @@
 
 Two Parquet tables, each with an explicit schema:
 
-* *scored* (all children of a level): cell, cell_id, num_blocks, parent, then ``pred_<p>`` and
-  ``std_<p>`` (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means), then
+* *scored* (the distinct children of a level, one row per cell up to block order): cell, cell_id,
+  num_blocks, parent (the first parent that has the child), then ``pred_<p>`` and ``std_<p>``
+  (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means), then
   (when costed, see :mod:`pnas_core.cost`) the search network's exact ``params`` and ``mult_adds``;
 * *candidates* (the cells to train): cell, cell_id, num_blocks, parent (nullable), rank (0 = best or
   first), then what picked it (null for enumerated or sampled cells): ``score`` (the value ranked),
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
 from pnas_core.selection import Selection, pick
-from pnas_core.space import Space, cell_id, parse, tokens_to_texts, unique_rows
+from pnas_core.space import Space, canonical_tokens, cell_id, first_rows, parse, tokens_to_texts, unique_rows
 from pnas_core.tables import read_arrow
 
 if TYPE_CHECKING:
@@ -122,16 +123,14 @@ def enumerate_level1(space: Space) -> pa.Table:
 
 
 def sample_cells(space: Space, b: int, n: int, seed: int) -> pa.Table:
-    """``n`` distinct b-block cells drawn uniformly (the random-search baseline), rank = draw order."""
-    total = space.count_cells(b) if 1 <= b <= space.max_blocks else 0
-    if n < 1 or n > total:
-        raise PnasError(f"cannot draw {n} distinct {b}-block cells: the space has {total}")
-    rng = np.random.default_rng(seed)
-    drawn = np.empty((0, 4 * b), np.int8)
-    while len(drawn) < n:
-        more = space.sample_tokens(b, max(2 * (n - len(drawn)), 64), rng)
-        drawn = unique_rows(np.concatenate([drawn, more]))
-    return _candidates(tokens_to_texts(drawn[:n]), b)
+    """``n`` distinct b-block cells (the random-search baseline), rank = draw order.
+
+    Every distinct cell (up to block order) is equally likely: see :meth:`Space.sample_distinct`.
+    """
+    if not 1 <= b <= space.max_blocks or n < 1:
+        raise PnasError(f"cannot draw {n} distinct {b}-block cells from this space")
+    drawn = space.sample_distinct(b, n, np.random.default_rng(seed))
+    return _candidates(tokens_to_texts(drawn, canonical=True), b)
 
 
 def search_budget(space: Space, max_blocks: int, beam_size: int) -> int:
@@ -143,7 +142,9 @@ def search_budget(space: Space, max_blocks: int, beam_size: int) -> int:
             f"search budget needs 1 <= max_blocks <= {space.max_blocks} and beam_size >= 1, "
             f"got {max_blocks} and {beam_size}"
         )
-    return space.count_cells(1) + sum(min(beam_size, space.count_cells(b)) for b in range(2, max_blocks + 1))
+    return space.count_distinct(1) + sum(
+        space.cap_to_distinct(b, beam_size) for b in range(2, max_blocks + 1)
+    )
 
 
 def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
@@ -160,37 +161,46 @@ def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
 def expand_and_score(
     parents: np.ndarray, predictors: dict[str, Predictor], space: Space, costs: CostColumns | None = None
 ) -> pa.Table:
-    """Every child of the (distinct, canonical) parents scored by every predictor: a scored table,
-    with the children's ``params`` and ``mult_adds`` columns when ``costs`` is given.
+    """Every distinct child of the parents, scored by every predictor: a scored table, with the
+    children's ``params`` and ``mult_adds`` columns when ``costs`` is given.
 
-    Children of parent p are rows ``p·m ..`` in block-table order; texts are parent text + block text.
+    Children are canonicalised and deduplicated (also across parents), rows in order of first
+    appearance (parents in canonical, deduplicated order, blocks in block-table order). Each child is
+    scored on its canonical tokens, so its score does not depend on the parent that produced it;
+    children whose canonical form is parent + new block use the predictors' shared-prefix fast path
+    (:meth:`Predictor.predict_children`), the others are scored in full.
     """
     if not predictors:
         raise PnasError("no predictors to score with")
-    parents = unique_rows(np.asarray(parents, np.int8))
+    parents = unique_rows(canonical_tokens(np.asarray(parents, np.int8)))
     b = parents.shape[1] // 4
     if b + 1 > space.max_blocks:
         raise PnasError(f"cannot expand {b}-block cells: this space allows {space.max_blocks} blocks")
-    table = space.block_table(b + 1)
-    p, m = len(parents), len(table)
-    parent_texts = np.array(tokens_to_texts(parents), dtype=object)
-    block_texts = np.array(tokens_to_texts(table), dtype=object)
-    texts = np.repeat(parent_texts, m) + ";" + np.tile(block_texts, p)
+    children, parent_index, appended = space.canonical_children(parents)
+    keep = first_rows(children)
+    children, parent_index, appended = children[keep], parent_index[keep], appended[keep]
+    texts = np.array(tokens_to_texts(children, canonical=True), dtype=object)
+    parent_texts = np.array(tokens_to_texts(parents, canonical=True), dtype=object)
     columns = {
         "cell": pa.array(texts, pa.string()),
         "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
-        "num_blocks": pa.array(np.full(p * m, b + 1, np.int32)),
-        "parent": pa.array(np.repeat(parent_texts, m), pa.string()),
+        "num_blocks": pa.array(np.full(len(children), b + 1, np.int32)),
+        "parent": pa.array(parent_texts[parent_index], pa.string()),
     }
+    table = space.block_table(b + 1)
+    fast, full = keep[appended], np.flatnonzero(~appended)
     means = []
     for name, predictor in predictors.items():
-        mean, std = predictor.predict_children(parents, table)
-        columns[f"pred_{name}"] = pa.array(mean.astype(np.float32))
-        columns[f"std_{name}"] = pa.array(std.astype(np.float32))
-        means.append(mean.astype(np.float32))
+        mean, std = np.empty(len(children), np.float32), np.empty(len(children), np.float32)
+        grid_mean, grid_std = predictor.predict_children(parents, table)
+        mean[appended], std[appended] = grid_mean[fast], grid_std[fast]
+        if len(full):
+            mean[full], std[full] = predictor.predict(children[full])
+        columns[f"pred_{name}"] = pa.array(mean)
+        columns[f"std_{name}"] = pa.array(std)
+        means.append(mean)
     columns["pred_mean"] = pa.array(np.mean(means, axis=0, dtype=np.float32))
     if costs is not None:
-        children, _ = space.expand(parents)
         columns.update({name: pa.array(values) for name, values in costs(children).items()})
     return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors), costs is not None))
 

@@ -26,9 +26,19 @@ def test_pnasnet5_description(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0
     lines = out.splitlines()
     assert lines[0] == f"cell: {PNASNET5}"
-    assert "block 1: sep5x5(H[c-2]) + max3x3(H[c-2])" in out
-    assert "block 4: max3x3(H[c-1]) + sep3x3(block 3)" in out
-    assert "block 5: sep3x3(H[c-2]) + identity(H[c-1])" in out
+    assert "block 1: sep3x3(H[c-2]) + identity(H[c-1])" in out
+    assert "block 2: sep5x5(H[c-2]) + max3x3(H[c-2])" in out
+    assert "block 5: max3x3(H[c-1]) + sep3x3(block 3)" in out
+
+
+def test_any_block_order_prints_the_same_text_and_id(capsys: pytest.CaptureFixture[str]) -> None:
+    paper_order = (
+        "0:sep5x5,0:max3x3;1:sep7x7,1:max3x3;1:sep3x3,1:sep5x5;1:max3x3,4:sep3x3;0:sep3x3,1:identity"
+    )
+    other = "1:sep5x5,1:sep3x3;1:max3x3,2:sep3x3;1:max3x3,1:sep7x7;1:identity,0:sep3x3;0:max3x3,0:sep5x5"
+    head = show(capsys, PNASNET5)[1].splitlines()[:2]
+    assert show(capsys, paper_order)[1].splitlines()[:2] == head
+    assert show(capsys, other)[1].splitlines()[:2] == head
 
 
 def test_swapped_halves_print_the_same_canonical_text(capsys: pytest.CaptureFixture[str]) -> None:

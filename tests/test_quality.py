@@ -55,11 +55,29 @@ def test_evaluate_reports_heldout_and_next(records):
 
 def test_algorithm2_repeats(records):
     df = quality.algorithm2(records, 1, ["rnn", "xgb"], SMALL, train_size=60, repeats=2, seed=1)
-    assert len(df) == 2 * 3 * 2 and set(df["repeat"]) == {0, 1}
+    assert len(df) == 2 * 3 * 3 and set(df["repeat"]) == {0, 1}
+    assert set(df["split"]) == {"train", "heldout", "next"}
     assert (df.loc[df["split"] == "train", "n_eval"] == 60).all()
+    assert (df.loc[df["split"] == "heldout", "n_eval"] == 136 - 60).all()
+    assert (df.loc[df["split"] == "next", "n_eval"] == 120).all()
     assert df.loc[df["split"] == "train", "rho"].min() > 0.7
     again = quality.algorithm2(records, 1, ["rnn", "xgb"], SMALL, train_size=60, repeats=2, seed=1)
     pd.testing.assert_frame_equal(df, again)
+
+
+def test_algorithm2_fits_every_size_up_to_b(records):
+    """At b=2 the predictor sees K cells of each size 1..2, as the search's level-2 predictor does."""
+    df = quality.algorithm2(records, 2, ["xgb"], SMALL, train_size=50, repeats=1, seed=0)
+    assert (df["n_train"] == 50 + 50).all()
+    assert (df.loc[df["split"] == "train", "n_eval"] == 50).all()
+    assert (df.loc[df["split"] == "heldout", "n_eval"] == 120 - 50).all()
+    assert df.loc[df["split"] == "heldout", "rho"].min() > 0.5
+    big = quality.algorithm2(records, 2, ["xgb"], SMALL, train_size=110, repeats=1, seed=0)
+    assert (big["n_train"] == 110 + 110).all()
+    full = quality.algorithm2(records, 2, ["xgb"], SMALL, train_size=118, repeats=1, seed=0)
+    assert (full["n_train"] == 118 + 118).all() and (
+        full.loc[full["split"] == "heldout", "n_eval"] == 2
+    ).all()
 
 
 def test_no_next_size_gives_nan(records):
@@ -105,7 +123,7 @@ def test_cli(records, tmp_path, capsys):
     ]
     assert main([*argv, "--repeats", "2", "--train-size", "50"]) == 0
     table = pq.read_table(out)
-    assert table.schema == quality.QUALITY_SCHEMA and table.num_rows == 12
+    assert table.schema == quality.QUALITY_SCHEMA and table.num_rows == 18
     assert main(argv) == 0 and pq.read_table(out).num_rows == 6
     capsys.readouterr()
     assert main([*argv, "--repeats", "2"]) == 2

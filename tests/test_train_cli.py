@@ -236,3 +236,25 @@ def test_gpu_claims_follow_the_slot_and_skip_held_gpus(tmp_path: Path) -> None:
         del devices._HELD[held_before:]
     assert devices.claim_gpu(1, names, tmp_path) == 1  # released locks are free again
     devices._HELD.pop().close()
+
+
+def test_cache_serves_a_cell_trained_under_another_block_order(
+    job: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = [
+        "0:max3x3,1:identity;1:avg3x3,0:identity",
+        "0:max3x3,1:identity;1:avg3x3,0:identity;2:max3x3,1:identity",
+    ]
+    swapped = [
+        "1:avg3x3,0:identity;0:max3x3,1:identity",
+        "1:avg3x3,0:identity;0:max3x3,1:identity;3:max3x3,1:identity",
+    ]
+    counts = []
+    for i, cells in enumerate((orders, swapped)):
+        pd.DataFrame({"cell": cells}).to_parquet(job["candidates"])
+        assert main(_train_args(job, job["dir"] / f"out{i}.parquet")) == 0
+        counts.append(_counts(capsys.readouterr().err))
+    assert counts == [(2, 0), (0, 2)]
+    first, second = (read_records(job["dir"] / f"out{i}.parquet") for i in range(2))
+    assert len(_cache_files(job["cache"])) == 2
+    pd.testing.assert_frame_equal(first, second)

@@ -153,10 +153,12 @@ def run_sample(args: argparse.Namespace) -> int:
             raise PnasError("--n auto needs --beam-size and --max-blocks (the search whose budget it takes)")
         n = beam.search_budget(space, args.max_blocks, args.beam_size)
         print(f"budget of the search with K={args.beam_size}, B={args.max_blocks}: {n} cells")
-    total = space.count_cells(args.blocks)
-    if n > total:
-        print(f"{n} cells asked, the space holds {total} with {args.blocks} blocks: taking all of them")
-        n = total
+    capped = space.cap_to_distinct(args.blocks, n)
+    if capped < n:
+        print(
+            f"{n} cells asked, the space holds {capped} distinct {args.blocks}-block cells: taking all of them"
+        )
+        n = capped
     table = beam.sample_cells(space, args.blocks, n, args.seed)
     beam.write_table(table, args.out)
     print(f"{table.num_rows} random {args.blocks}-block cells -> {args.out}")
@@ -191,7 +193,7 @@ def run_expand_score(args: argparse.Namespace) -> int:
     table = beam.expand_and_score(parents, load_predictors(args.surrogate), space, costs)
     beam.write_table(table, args.out)
     costed = " with params and mult_adds" if costs is not None else ""
-    print(f"{table.num_rows} children of {len(parents)} parents scored{costed} -> {args.out}")
+    print(f"{table.num_rows} distinct children of {len(parents)} parents scored{costed} -> {args.out}")
     return 0
 
 

@@ -11,7 +11,7 @@ from pnas_core.figures.style import PLOT_PREDICTORS, PREDICTOR_COLORS, PREDICTOR
 
 SPLIT_ORDER = ("train", "heldout", "next")
 SPLIT_TITLES = {
-    "train": "the cells it was fit on (size b)",
+    "train": "the b-block cells it was fit on",
     "heldout": "held-out cells of size b",
     "next": "cells one block larger (size b+1)",
 }
@@ -77,7 +77,7 @@ def quality_figure(table: pd.DataFrame) -> Figure:
         repeats = sorted(part["repeats"].unique())
         reps = f"{repeats[0]}" if len(repeats) == 1 else f"{repeats[0]}–{repeats[-1]}"
         ax.set_title(f"Spearman ρ on {SPLIT_TITLES.get(split, split)}\n(mean ± std over {reps} repeats)")
-        ax.set_xlabel("b, blocks of the cells the predictor was fit on")
+        ax.set_xlabel("b (fit on cells of 1..b blocks)")
         ax.set_xticks(bs, [_tick(part, b) for b in bs])
         ax.axhline(0.0, color="black", linewidth=0.6)
     axes[0].set_ylabel("Spearman rank correlation ρ")

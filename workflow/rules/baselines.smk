@@ -39,7 +39,8 @@ rule sample_quality:
 
 rule eval_quality:
     input:
-        fitted=f"{RESULTS}/quality/b{{b}}/trained.parquet",
+        # Algorithm 2: the predictor at size b is fit on random cells of every size 1..b.
+        fitted=lambda wc: [f"{RESULTS}/quality/b{j}/trained.parquet" for j in range(1, int(wc.b) + 1)],
         larger=lambda wc: f"{RESULTS}/quality/b{int(wc.b) + 1}/trained.parquet",
         settings=f"{RESULTS}/settings/surrogate.json",
     output:
