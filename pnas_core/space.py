@@ -43,9 +43,14 @@ MAX_BLOCKS = 5
 TOKEN_DTYPE = np.int8
 
 PNASNET5 = "0:sep3x3,1:identity;0:sep5x5,0:max3x3;1:sep3x3,1:sep5x5;1:sep7x7,1:max3x3;1:max3x3,4:sep3x3"
-"""Canonical text of PNASNet-5, the paper's best cell. In the paper's block order it reads
-``0:sep5x5,0:max3x3;1:sep7x7,1:max3x3;1:sep3x3,1:sep5x5;1:max3x3,4:sep3x3;0:sep3x3,1:identity``;
-that block reads only the cell inputs, so it comes first here."""
+"""Canonical text of PNASNet-5, the paper's best cell. In the paper's block order
+(:data:`PNASNET5_PAPER_ORDER`) its input-only block ``0:sep3x3,1:identity`` comes last."""
+
+PNASNET5_PAPER_ORDER = (
+    "0:sep5x5,0:max3x3;1:sep7x7,1:max3x3;1:sep3x3,1:sep5x5;1:max3x3,4:sep3x3;0:sep3x3,1:identity"
+)
+"""PNASNet-5 with its blocks in the paper's (and the released models') order: the same network as
+:data:`PNASNET5` with the blocks' output channels concatenated in another order."""
 
 
 class CellSyntaxError(PnasError, ValueError):
@@ -173,9 +178,8 @@ def _parse_half(half: str, b: int, raw: str) -> tuple[int, int]:
     return int(inp_text), OP_IDS[op_text]
 
 
-def parse(text: str) -> Cell:
-    """Parse ``IN1:OP1,IN2:OP2;...`` (blocks in any valid order, halves in any order) into its
-    canonical :class:`Cell`. Raises :class:`CellSyntaxError` naming the offending block."""
+def _written_tokens(text: str) -> list[int]:
+    """Tokens ``in1, in2, op1, op2`` per block of valid cell text, blocks and halves as written."""
     if not isinstance(text, str) or not text.strip():
         raise CellSyntaxError("empty cell text")
     raw_blocks = text.strip().split(";")
@@ -189,7 +193,46 @@ def parse(text: str) -> Cell:
         (in1, op1), (in2, op2) = (_parse_half(h, b, raw) for h in halves)
         _check_block(Block(in1, op1, in2, op2), b, raw)
         tokens += [in1, in2, op1, op2]
+    return tokens
+
+
+def parse(text: str) -> Cell:
+    """Parse ``IN1:OP1,IN2:OP2;...`` (blocks in any valid order, halves in any order) into its
+    canonical :class:`Cell`. Raises :class:`CellSyntaxError` naming the offending block."""
+    tokens = _written_tokens(text)
     return Cell._canonical(canonical_tokens(np.array([tokens], TOKEN_DTYPE))[0])
+
+
+@dataclass(frozen=True)
+class WrittenCell:
+    """A cell with its blocks in the order they are written (halves canonical), for the network builder.
+
+    It builds the same network as its canonical :class:`Cell` except for the order of the blocks'
+    channels in the cell output; the presets use it so that their weights line up with the released
+    models, which list PNASNet-5's blocks in the paper's order (:data:`PNASNET5_PAPER_ORDER`).
+    """
+
+    blocks: tuple[Block, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> WrittenCell:
+        """The blocks of valid cell text in the written order; errors as :func:`parse`."""
+        t = _written_tokens(text)
+        return cls(tuple(Block.make(t[i], t[i + 2], t[i + 1], t[i + 3]) for i in range(0, len(t), 4)))
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def cell(self) -> Cell:
+        """The canonical cell."""
+        return Cell.from_tokens([x for bl in self.blocks for x in (bl.in1, bl.in2, bl.op1, bl.op2)])
+
+    @property
+    def text(self) -> str:
+        """The canonical text (the cell's identity; the written order only shapes the channel order)."""
+        return self.cell.text
 
 
 def format_cell(cell: Cell) -> str:
