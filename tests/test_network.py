@@ -29,7 +29,16 @@ from pnas_core.network import (
     pnasnet5_mobile,
 )
 from pnas_core.ops import make_op
-from pnas_core.space import OPS, PNASNET5, PNASNET5_PAPER_ORDER, Cell, Space, WrittenCell, parse, tokens_to_cells
+from pnas_core.space import (
+    OPS,
+    PNASNET5,
+    PNASNET5_PAPER_ORDER,
+    Cell,
+    Space,
+    WrittenCell,
+    parse,
+    tokens_to_cells,
+)
 
 TINY = NetworkSettings(num_classes=5, cells_per_stack=1, filters=4)
 
