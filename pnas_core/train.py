@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,9 +38,16 @@ from pnas_core.data import (
     crop_padding,
     normalize,
 )
-from pnas_core.devices import DEVICE_CHOICES, pick_device
-from pnas_core.errors import PnasError
-from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
+from pnas_core.devices import pick_device
+from pnas_core.settings_io import (
+    DATASET_RULES,
+    DEVICE_PATTERN,
+    Rules,
+    check_rules,
+    from_file,
+    from_mapping,
+    merge_rules,
+)
 from pnas_core.space import Cell, parse
 
 TRAIN_CODE_VERSION = 3
@@ -106,22 +112,7 @@ class TrainSettings(DatasetSettings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_types(self, "train")
-        check_choice("train", "dataset", self.dataset, DATASETS)
-        check_choice("train", "optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("train", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_bounds(
-            self,
-            "train",
-            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every"),
-            non_negative=("num_reductions", "weight_decay", "momentum", "label_smoothing"),
-            positive=("lr",),
-            positive_or_null=("grad_clip",),
-        )
-        if self.device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", self.device):
-            raise PnasError(
-                f"train setting device is {self.device!r}; choose auto, cpu, cuda or cuda:<index>"
-            )
+        check_rules(self, "train", TRAIN_RULES)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainSettings:
@@ -139,6 +130,22 @@ class TrainSettings(DatasetSettings):
         fields["train_code_version"] = TRAIN_CODE_VERSION
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+TRAIN_RULES = merge_rules(
+    DATASET_RULES,
+    Rules(
+        minimum={
+            **dict.fromkeys(("cells_per_stack", "filters", "epochs", "batch_size", "eval_every"), 1),
+            **dict.fromkeys(("num_reductions", "weight_decay", "momentum", "label_smoothing", "seed"), 0),
+        },
+        exclusive_minimum={"lr": 0, "grad_clip": 0},
+        exclusive_maximum={"label_smoothing": 1},
+        choices={"dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES},
+        patterns={"device": DEVICE_PATTERN},
+    ),
+)
+"""The value rules of :class:`TrainSettings` (its checks and its JSON schema)."""
 
 
 def load_settings(path: str | os.PathLike[str]) -> TrainSettings:
@@ -337,7 +344,11 @@ def _train(
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
             val_acc, finite = evaluate(model, dd.val_x, dd.val_y, dd.mean, dd.std)
             if not finite:
-                status, error, val_acc = "diverged", f"non-finite logits on the validation split in epoch {epoch}", None
+                status, error, val_acc = (
+                    "diverged",
+                    f"non-finite logits on the validation split in epoch {epoch}",
+                    None,
+                )
                 break
             curve.append(val_acc)
             curve_epochs.append(epoch)

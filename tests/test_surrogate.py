@@ -137,7 +137,7 @@ def test_settings_reject_unknown_and_bad_values(tmp_path):
         SurrogateSettings.from_dict({"embedding": 3})
     with pytest.raises(PnasError, match=r"xgb\.depth"):
         SurrogateSettings.from_dict({"xgb": {"depth": 3}})
-    with pytest.raises(PnasError, match="'epochs'"):
+    with pytest.raises(PnasError, match="setting epochs"):
         SurrogateSettings.from_dict({"epochs": 0})
     with pytest.raises(PnasError, match="'loss'"):
         SurrogateSettings.from_dict({"loss": "huber"})

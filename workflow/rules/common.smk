@@ -1,15 +1,13 @@
-# Helpers shared by every rule: config validation, paths, code hashes, resources.
+# Helpers shared by every rule: dataset checks, paths, code hashes, resources (the config itself is
+# checked by validate.smk, included first).
 # Parse-time work stays cheap (no Parquet reads, no torch): every SLURM job re-parses this file.
 import hashlib
 import os
 import importlib.util
 import re
+import shlex
 from pathlib import Path
 
-from snakemake.utils import validate
-
-
-validate(config, schema="../schemas/config.schema.yaml")
 
 NAME = config["name"]
 B = config["search"]["max_blocks"]
@@ -29,11 +27,6 @@ wildcard_constraints:
     shard=r"\d+",
     stage=r"level\d+|random|quality/b\d+",
     b=r"\d+",
-
-
-def fail(message):
-    """Stop before any job runs with a message naming the problem."""
-    raise WorkflowError(f"pnas config: {message}")
 
 
 if len(set(OPS)) != len(OPS):
@@ -153,13 +146,16 @@ def random_inputs(wildcards=None):
 def random_flags(stem, input):
     if stem == "predicted_vs_true" or "random_trained" not in input.keys():
         return ""
-    return f"--random-trained {input.random_trained} --random-candidates {input.random_candidates}"
+    return f"--random-trained {shlex.quote(input.random_trained)} --random-candidates {shlex.quote(input.random_candidates)}"
 
 
 def figure_outputs(stem, category):
     return {
         "png": report(
-            f"{FIGURES}/{stem}.png", caption=f"../report/{stem}.rst", category=category, labels={"file": "png"}
+            f"{FIGURES}/{stem}.png",
+            caption=f"../report/{stem}.rst",
+            category=category,
+            labels={"figure": stem.replace("_", " ").capitalize()},
         ),
         "pdf": f"{FIGURES}/{stem}.pdf",
         "csv": f"{FIGURES}/{stem}.csv",
