@@ -148,12 +148,14 @@ FINAL_RULES = merge_rules(
     DATASET_RULES,
     Rules(
         minimum={
-            **dict.fromkeys(("cells_per_stack", "filters", "epochs", "batch_size", "checkpoint_every"), 1),
+            "filters": 4,  # the network builder's smallest
+            **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "checkpoint_every"), 1),
             **dict.fromkeys(
                 ("momentum", "weight_decay", "label_smoothing", "aux_weight", "cutout", "num_reductions"), 0
             ),
             **dict.fromkeys(("drop_path", "dropout", "seed"), 0),
         },
+        maximum={"num_reductions": 6},
         exclusive_minimum={"lr": 0, "grad_clip": 0},
         exclusive_maximum={"label_smoothing": 1, "drop_path": 1, "dropout": 1},
         choices={"dataset": DATASETS, "lr_schedule": LR_SCHEDULES},
@@ -237,7 +239,7 @@ def _load_checkpoint(
     if not path.is_file():
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except Exception as exc:
         log(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); starting from epoch 0")
         return None

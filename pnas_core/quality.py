@@ -4,6 +4,7 @@ and the paper's Algorithm 2 (fit on K random b-block cells, T times)."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,10 @@ QUALITY_SCHEMA = pa.schema(
 )
 """One row per (predictor or "mean", repeat, split); split is "heldout" or "train" (cells of size b)
 or "next" (cells of size b+1). ``rho`` is NaN where fewer than 2 cells or constant predictions."""
+
+
+class UnfinishedCells(UserWarning):
+    """Some cells of the quality experiment diverged or failed; the fit uses those that finished."""
 
 
 def spearman(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -122,7 +127,16 @@ def algorithm2(
     if repeats < 1:
         raise PnasError(f"--repeats must be at least 1, got {repeats}")
     now, nxt = _by_size(records, b, 2)
-    k = _check_size(train_size, len(now))
+    drawn = records.loc[records["num_blocks"] == b, "cell"].nunique()
+    _check_size(train_size, drawn)  # more than were drawn: a wrong --train-size
+    k, unfinished = min(train_size, len(now)), drawn - len(now)
+    if unfinished:
+        warnings.warn(
+            f"{unfinished} {b}-block cell(s) did not finish (diverged or failed): fitting on {k} of the "
+            f"{len(now)} that did (train size {train_size})",
+            UnfinishedCells,
+            stacklevel=2,
+        )
     rng = np.random.default_rng(seed)
     rows = []
     for t in range(repeats):

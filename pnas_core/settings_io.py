@@ -7,7 +7,6 @@ Only the standard library and PyYAML (a Snakemake dependency) are imported.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pnas_core.errors import PnasError
+from pnas_core.text_io import loads_json, read_text
 
 T = TypeVar("T")
 
@@ -169,23 +169,14 @@ def from_mapping(cls: type[T], data: Any, what: str) -> T:
 def read_mapping(path: str | os.PathLike[str], what: str) -> Any:
     """The content of a JSON or YAML (by extension) settings file; an empty file is ``{}``."""
     p = Path(path)
-    if not p.exists() or p.is_dir():  # exists(): a pipe such as bash's <(...) is fine too
-        raise PnasError(f"{what} settings file {p} not found")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PnasError(
-            f"{what} settings file {p} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from exc
-    except OSError as exc:
-        raise PnasError(f"{what} settings file {p} cannot be read: {exc.strerror or exc}") from exc
+    text = read_text(p, f"{what} settings file")  # a pipe such as bash's <(...) is fine too
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
             data = yaml.safe_load(text)
         else:
-            data = json.loads(text)
+            data = loads_json(text)
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         raise PnasError(
             f"{what} settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}"

@@ -136,9 +136,11 @@ TRAIN_RULES = merge_rules(
     DATASET_RULES,
     Rules(
         minimum={
-            **dict.fromkeys(("cells_per_stack", "filters", "epochs", "batch_size", "eval_every"), 1),
+            "filters": 4,  # the network builder's smallest
+            **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "eval_every"), 1),
             **dict.fromkeys(("num_reductions", "weight_decay", "momentum", "label_smoothing", "seed"), 0),
         },
+        maximum={"num_reductions": 6},
         exclusive_minimum={"lr": 0, "grad_clip": 0},
         exclusive_maximum={"label_smoothing": 1},
         choices={"dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES},

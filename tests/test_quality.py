@@ -104,3 +104,14 @@ def test_cli(records, tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--repeats", "2"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_unfinished_cells_are_left_out_and_counted(records):
+    # The workflow asks for train_size up to the cells it drew; some diverged: fit on those that
+    # finished and say how many did not, instead of stopping the experiment.
+    drawn = records[records["num_blocks"] == 1]
+    broken = records.copy()
+    broken.loc[drawn.index[:4], ["status", "val_acc"]] = ["diverged", np.nan]
+    with pytest.warns(quality.UnfinishedCells, match=r"4 1-block cell\(s\) did not finish.*fitting on 132"):
+        df = quality.algorithm2(broken, 1, ["xgb"], SMALL, train_size=len(drawn), repeats=1)
+    assert (df.loc[df["split"] == "train", "n_train"] == len(drawn) - 4).all()

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pnas_core.cli.arg_types import count, output_dir, output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``final-train``, ``predict`` and ``export``."""
@@ -22,9 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     src.add_argument("--cell", help="cell text, e.g. '0:sep3x3,1:identity'")
     final.add_argument("--settings", required=True, type=Path, help="JSON or YAML file of final settings")
-    final.add_argument("--out-dir", required=True, type=Path, help="output folder")
+    final.add_argument("--out-dir", required=True, type=output_dir, help="output folder")
     final.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default $PNAS_THREADS, else all cores)"
+        "--threads",
+        type=count,
+        default=None,
+        help="torch CPU threads (default $PNAS_THREADS, else all cores)",
     )
     final.set_defaults(func=run_final_train)
 
@@ -38,7 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--model", required=True, type=Path, help="final-train output folder or its model.pt")
     export.add_argument("--format", choices=["torchscript"], default="torchscript", help="export format")
     export.add_argument(
-        "--out", type=Path, default=None, help="output file (default: model.torchscript.pt beside model.pt)"
+        "--out",
+        type=output_file,
+        default=None,
+        help="output file (default: model.torchscript.pt beside model.pt)",
     )
     export.set_defaults(func=run_export)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pnas_core.cli.arg_types import output_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``schema``."""
@@ -14,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "workflow config from the settings dataclasses (the workflow validates against these files).",
     )
     p.add_argument(
-        "--out-dir", default="workflow/schemas", help="folder to write into (default workflow/schemas)"
+        "--out-dir",
+        type=output_dir,
+        default="workflow/schemas",
+        help="folder to write into (default workflow/schemas)",
     )
     p.set_defaults(func=run_schema)
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pnas_core.cli.arg_types import count, int_range, output_file
+
 DEFAULT_CACHE_DIR = "results/cache"  # same as pnas_core.cache.DEFAULT_CACHE_DIR; kept light to import
 
 
@@ -20,9 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--candidates", required=True, type=Path, help="Parquet file with a 'cell' column")
     train.add_argument("--settings", required=True, type=Path, help="JSON or YAML file of train settings")
-    train.add_argument("--shard", type=int, default=0, help="this shard's index i (0-based; default 0)")
-    train.add_argument("--num-shards", type=int, default=1, help="number of shards S (default 1)")
-    train.add_argument("--out", required=True, type=Path, help="records Parquet file to write")
+    train.add_argument(
+        "--shard", type=int_range(0), default=0, help="this shard's index i (0-based; default 0)"
+    )
+    train.add_argument("--num-shards", type=count, default=1, help="number of shards S (default 1)")
+    train.add_argument("--out", required=True, type=output_file, help="records Parquet file to write")
     train.add_argument(
         "--cache-dir",
         type=Path,
@@ -31,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--threads",
-        type=int,
+        type=count,
         default=None,
         help="torch CPU threads (default $PNAS_THREADS, else all allowed cores)",
     )
@@ -41,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     merge = sub.add_parser(
         "merge-records", help="concatenate records files (same schema), sorted by cell, duplicates dropped"
     )
-    merge.add_argument("--out", required=True, type=Path, help="merged records Parquet file")
+    merge.add_argument("--out", required=True, type=output_file, help="merged records Parquet file")
     merge.add_argument("inputs", nargs="+", type=Path, help="records Parquet files")
     merge.set_defaults(func=run_merge)
 
@@ -102,27 +106,35 @@ def run_train(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     counts = {"trained": 0, "cached": 0}
     bar = tqdm(
-        cells, desc=f"train {tag}", unit="cell", file=sys.stderr, disable=args.no_progress, leave=False
+        cells,
+        desc=f"train {tag}",
+        unit="cell",
+        file=sys.stderr,
+        disable=args.no_progress or not sys.stderr.isatty(),  # a log file gets the plain lines only
+        leave=False,
     )
+
+    def lookup(key: tuple[str, str, str, int]) -> dict[str, Any] | None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            record = cache.get(*key)
+        for w in caught:
+            log(f"pnas train: warning: {w.message}", file=sys.stderr)
+        return record
+
+    def on_epoch(epoch: int, epochs: int, loss: float, acc: float) -> None:
+        bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f} train_acc {acc:.3f}")
+
     for k, text in enumerate(bar, start=1):
         key = (id_of(text), settings.settings_hash(), data.fingerprint, settings.seed)
-        with cache.lock(*key):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                record = cache.get(*key)
-            for w in caught:
-                log(f"pnas train: warning: {w.message}", file=sys.stderr)
-            if record is None:
-
-                def on_epoch(epoch: int, epochs: int, loss: float, acc: float) -> None:
-                    bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f} train_acc {acc:.3f}")
-
-                record = train_candidate(text, settings, data, on_epoch=on_epoch)
-                if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
-                    cache.put(record)
-                how = "trained"
-            else:
-                how = "cached"
+        record, how = lookup(key), "cached"  # no lock to read: a read-only cache serves its records
+        if record is None:
+            with cache.lock(*key):
+                record = lookup(key)  # another job may have trained it while this one waited
+                if record is None:
+                    record, how = train_candidate(text, settings, data, on_epoch=on_epoch), "trained"
+                    if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
+                        cache.put(record)
         counts[how] += 1
         records.append(record)
         acc = "-" if record["val_acc"] is None else f"{record['val_acc']:.4f}"
