@@ -64,7 +64,11 @@ def test_settings_file_that_is_not_text(tmp_path: Path, capsys: pytest.CaptureFi
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
     nan = tmp_path / "nan.json"
     nan.write_text('{"lr": NaN}')
-    for path, message in ((binary, "is not UTF-8 text"), (nan, "NaN is not a finite number"), (tmp_path, "is a folder")):
+    for path, message in (
+        (binary, "is not UTF-8 text"),
+        (nan, "NaN is not a finite number"),
+        (tmp_path, "is a folder"),
+    ):
         code, err = run_cli(
             capsys, "final-train", "--cell", CELL, "--settings", str(path), "--out-dir", str(tmp_path / "o")
         )
@@ -226,3 +230,26 @@ def test_final_checkpoint_is_not_unpickled(tmp_path: Path) -> None:
     state = _load_checkpoint(tmp_path / "checkpoint.pt", {}, model, opt, torch.Generator(), messages.append)
     assert state is None and not marker.exists()
     assert "unreadable" in messages[0]
+
+
+def test_outputs_follow_the_umask(tmp_path: Path) -> None:
+    from pnas_core.surrogate import fit_data, make_predictor
+    from pnas_core.surrogate.bundle import save_predictors
+
+    cells = ["0:sep3x3,1:identity", "0:max3x3,1:identity", "1:sep3x3,0:avg3x3", "0:identity,1:identity"]
+    import pandas as pd
+
+    data = fit_data(
+        pd.DataFrame({"cell": cells, "num_blocks": 1, "val_acc": [0.5, 0.6, 0.7, 0.4], "status": "ok"})
+    )
+    xgb = make_predictor("xgb", SurrogateSettings(xgb={"n_estimators": 5})).fit(
+        data["cell"].tolist(), data["val_acc"].to_numpy()
+    )
+    old = os.umask(0o022)
+    try:
+        save_predictors({"xgb": xgb}, tmp_path / "surrogate")
+    finally:
+        os.umask(old)
+    for path in [tmp_path / "surrogate", *(tmp_path / "surrogate").rglob("*")]:
+        want = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == want, path

@@ -139,7 +139,7 @@ def test_settings_reject_unknown_and_bad_values(tmp_path):
         SurrogateSettings.from_dict({"xgb": {"depth": 3}})
     with pytest.raises(PnasError, match="setting epochs"):
         SurrogateSettings.from_dict({"epochs": 0})
-    with pytest.raises(PnasError, match="'loss'"):
+    with pytest.raises(PnasError, match="setting loss"):
         SurrogateSettings.from_dict({"loss": "huber"})
     path = tmp_path / "s.yaml"
     path.write_text("epochs: 3\nxgb:\n  max_depth: 2\n")

@@ -89,6 +89,8 @@ def read_quality(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def read_cell_text(path: str | Path) -> str:
     """The cell text on the first line of ``best_cell.txt``."""
+    if not Path(path).exists():
+        raise PnasError(f"best-cell file {path} does not exist")
     lines = read_text(path, "best-cell file").splitlines()
     if not lines or not lines[0].strip():
         raise PnasError(f"best-cell file {path} has no cell text on its first line")

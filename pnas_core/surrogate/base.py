@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pnas_core.atomic import write_json
+from pnas_core.atomic import current_umask, write_json
 from pnas_core.errors import PnasError
 from pnas_core.space import TOKEN_DTYPE, Cell, parse
 from pnas_core.surrogate.settings import SurrogateSettings
@@ -206,6 +206,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
     try:
         yield tmp
         old = None
