@@ -4,7 +4,8 @@ The key is the SHA-256 of (cell id, settings hash, dataset fingerprint, seed); t
 ``<dir>/<first 2 hex of key>/<key>.json`` and is written atomically the moment a candidate finishes,
 so a killed shard loses at most the candidate in flight. Two jobs that want the same run at once
 (a level and a baseline sharing a cell) serialise on a per-key lock (:meth:`ResultCache.lock`):
-the second waits, then finds the first one's record, so a run is never trained twice. An entry that cannot be parsed, is not a
+the second waits, then finds the first one's record, so a run is never trained twice. Only a run
+that is missing takes the lock, so a read-only cache serves every record it holds. An entry that cannot be parsed, is not a
 complete record or belongs to another key is reported (``warnings.warn``), ignored and overwritten by
 the retrained record.
 """
@@ -24,6 +25,7 @@ from typing import Any
 from pnas_core.atomic import write_json
 from pnas_core.errors import PnasError
 from pnas_core.records import RECORD_KEY, check_record
+from pnas_core.text_io import loads_json
 
 DEFAULT_CACHE_DIR = "results/cache"
 
@@ -67,10 +69,14 @@ class ResultCache:
         """The cached record of this run, or None (missing or corrupt; corrupt entries warn)."""
         key = cache_key(cell_id, settings_hash, dataset, seed)
         path = self.path(key)
+        if path.exists() and not path.is_file():
+            raise PnasError(
+                f"cache entry {path} is not a file; move it away (the cache writes the entry there)"
+            )
         if not path.is_file():
             return None
         try:
-            entry = json.loads(path.read_text())
+            entry = loads_json(path.read_text())
             record = entry["record"]
             check_record(record)
             if entry.get("key") != key:

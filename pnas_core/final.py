@@ -46,7 +46,15 @@ from pnas_core.loop import (
 )
 from pnas_core.model_io import save_model
 from pnas_core.network import NetworkSettings, PNASNetwork, build_network
-from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
+from pnas_core.settings_io import (
+    DATASET_RULES,
+    DEVICE_PATTERN,
+    Rules,
+    check_rules,
+    from_file,
+    from_mapping,
+    merge_rules,
+)
 from pnas_core.space import Cell
 from pnas_core.train import candidate_seed
 
@@ -116,24 +124,7 @@ class FinalSettings(DatasetSettings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_types(self, "final")
-        check_choice("final", "dataset", self.dataset, DATASETS)
-        check_choice("final", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_bounds(
-            self,
-            "final",
-            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "checkpoint_every"),
-            non_negative=(
-                "momentum",
-                "weight_decay",
-                "label_smoothing",
-                "aux_weight",
-                "cutout",
-                "num_reductions",
-            ),
-            positive=("lr",),
-            positive_or_null=("grad_clip",),
-        )
+        check_rules(self, "final", FINAL_RULES)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinalSettings:
@@ -157,6 +148,27 @@ class FinalSettings(DatasetSettings):
             dropout=self.dropout,
             reduction_in_stack=self.reduction_in_stack,
         )
+
+
+FINAL_RULES = merge_rules(
+    DATASET_RULES,
+    Rules(
+        minimum={
+            "filters": 4,  # the network builder's smallest
+            **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "checkpoint_every"), 1),
+            **dict.fromkeys(
+                ("momentum", "weight_decay", "label_smoothing", "aux_weight", "cutout", "num_reductions"), 0
+            ),
+            **dict.fromkeys(("drop_path", "dropout", "seed"), 0),
+        },
+        maximum={"num_reductions": 6},
+        exclusive_minimum={"lr": 0, "grad_clip": 0},
+        exclusive_maximum={"label_smoothing": 1, "drop_path": 1, "dropout": 1},
+        choices={"dataset": DATASETS, "lr_schedule": LR_SCHEDULES},
+        patterns={"device": DEVICE_PATTERN},
+    ),
+)
+"""The value rules of :class:`FinalSettings` (its checks and its JSON schema)."""
 
 
 def load_final_settings(path: str | os.PathLike[str]) -> FinalSettings:
@@ -267,7 +279,7 @@ def resume(path: Path, run: FinalRun, log: LogFn) -> _State:
     if not path.is_file():
         return _State(0, [], 0.0)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except Exception as exc:
         log(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); starting from epoch 0")
         return _State(0, [], 0.0)

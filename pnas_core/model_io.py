@@ -12,6 +12,7 @@ loaded model.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -120,6 +121,9 @@ def load_model(
             f"model file {f}: weights do not match the network of its stored cell {cell.text!r} and "
             f"settings: {problems}"
         )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise PnasError(f"model file {f}: weights hold NaN or infinity ({', '.join(bad[:3])})")
     model = build_network(cell, net_settings)
     model.load_state_dict(state)
     model.to(device).eval()
@@ -136,6 +140,10 @@ def load_model(
         metrics=dict(payload.get("metrics") or {}),
         pnas_version=str(payload.get("pnas_version", "unknown")),
     )
+    if not all(math.isfinite(v) for v in info.mean) or not all(math.isfinite(v) and v > 0 for v in info.std):
+        raise PnasError(
+            f"model file {f}: normalisation mean {info.mean} / std {info.std} is not finite and positive"
+        )
     if len(info.classes) != net_settings.num_classes or len(info.mean) != net_settings.in_channels:
         raise PnasError(
             f"model file {f}: {len(info.classes)} class names and {len(info.mean)} channel means for a "

@@ -5,6 +5,7 @@ each size 1..b, as the search's predictor at level b has seen every size up to b
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,10 @@ QUALITY_SCHEMA = pa.schema(
 "heldout" (b-block cells not fitted) or "next" (cells of size b+1). ``n_train`` counts the fitted
 cells of every size 1..b. ``rho`` is NaN where :func:`pnas_core.stats.spearman` is (fewer than 3
 cells, or constant)."""
+
+
+class UnfinishedCells(UserWarning):
+    """Some cells of the quality experiment diverged or failed; the fit uses those that finished."""
 
 
 def _fit_and_rank(
@@ -122,7 +127,16 @@ def algorithm2(
     if repeats < 1:
         raise PnasError(f"--repeats must be at least 1, got {repeats}")
     sizes = _by_size(records, b, 2)
-    k = _check_size(train_size, len(sizes[b]))
+    drawn = records.loc[records["num_blocks"] == b, "cell"].nunique()
+    _check_size(train_size, drawn)  # more than were drawn: a wrong --train-size
+    k, unfinished = min(train_size, len(sizes[b])), drawn - len(sizes[b])
+    if unfinished:
+        warnings.warn(
+            f"{unfinished} {b}-block cell(s) did not finish (diverged or failed): fitting on {k} of the "
+            f"{len(sizes[b])} that did (train size {train_size})",
+            UnfinishedCells,
+            stacklevel=2,
+        )
     rng = np.random.default_rng(seed)
     rows = []
     for t in range(repeats):

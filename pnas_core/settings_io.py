@@ -7,8 +7,9 @@ Only the standard library and PyYAML (a Snakemake dependency) are imported.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pnas_core.errors import PnasError
+from pnas_core.text_io import loads_json, read_text
 
 T = TypeVar("T")
 
@@ -38,9 +40,14 @@ def _as_float(v: Any) -> Any:
     return v
 
 
+def _is_finite_float(v: Any) -> bool:
+    return isinstance(v, float) and math.isfinite(v)
+
+
 def check_types(obj: Any, what: str) -> None:
     """Check every field of the dataclass ``obj`` against its type hint (int, float, bool, str,
-    optional); ``what`` names the family in the error (``"train setting epochs must be int"``)."""
+    optional, mapping); ``what`` names the family in the error (``"train setting epochs must be
+    int"``). Floats must be finite: NaN and infinity are refused where they enter."""
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value, hint = getattr(obj, f.name), hints[f.name]
@@ -50,34 +57,94 @@ def check_types(obj: Any, what: str) -> None:
                 (t is type(None) and value is None)
                 or (t is bool and isinstance(value, bool))
                 or (t is int and _is_int(value))
-                or (t is float and isinstance(value, float))
+                or (t is float and _is_finite_float(value))
                 or (t is str and isinstance(value, str))
+                or (typing.get_origin(t) is Mapping and isinstance(value, Mapping))
             ):
                 break
         else:
-            want = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            if float in allowed and isinstance(value, float):
+                raise PnasError(f"{what} setting {f.name} must be a finite number, got {value!r}")
+            want = " or ".join(_type_name(t) for t in allowed)
             raise PnasError(f"{what} setting {f.name} must be {want}, got {value!r}")
 
 
-def check_bounds(
-    obj: Any,
-    what: str,
-    at_least_one: tuple[str, ...] = (),
-    non_negative: tuple[str, ...] = (),
-    positive: tuple[str, ...] = (),
-    positive_or_null: tuple[str, ...] = (),
-) -> None:
-    """Check numeric ranges of the named fields of ``obj``; errors name the field and its value."""
-    for names, ok, rule in (
-        (at_least_one, lambda v: v >= 1, "at least 1"),
-        (non_negative, lambda v: v >= 0, ">= 0"),
-        (positive, lambda v: v > 0, "positive"),
-        (positive_or_null, lambda v: v is None or v > 0, "positive or null"),
-    ):
-        for name in names:
+def _type_name(t: Any) -> str:
+    if t is type(None):
+        return "null"
+    return "a mapping" if typing.get_origin(t) is Mapping else t.__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """The value rules of one settings dataclass, declared once: ``__post_init__`` applies them
+    (:func:`check_rules`) and :mod:`pnas_core.settings_schema` writes them into its JSON schema.
+
+    Each mapping takes field names to a bound (JSON Schema's ``minimum``, ``exclusiveMinimum``,
+    ``maximum``, ``exclusiveMaximum``); a None value passes where the field's type allows None.
+    ``choices`` lists the allowed strings; ``patterns`` gives a full-match regex and a hint.
+    """
+
+    minimum: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    exclusive_minimum: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    maximum: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    exclusive_maximum: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    choices: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    patterns: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+
+
+DATASET_RULES = Rules(
+    minimum={"image_size": 4, "split_seed": 0},
+    exclusive_minimum={"val_fraction": 0, "test_fraction": 0},
+    exclusive_maximum={"val_fraction": 1, "test_fraction": 1},
+)
+"""Bounds of the :class:`pnas_core.data.DatasetSettings` fields (the dataset name's choices are
+added by each settings family)."""
+
+DEVICE_PATTERN = (r"auto|cpu|cuda|cuda:\d+", "choose auto, cpu, cuda or cuda:<index>")
+
+
+def merge_rules(*rules: Rules) -> Rules:
+    """One :class:`Rules` holding every rule of ``rules`` (later ones win per field and kind)."""
+    return Rules(
+        **{
+            f.name: {k: v for r in rules for k, v in getattr(r, f.name).items()}
+            for f in dataclasses.fields(Rules)
+        }
+    )
+
+
+def _bound_message(kind: str, bound: float) -> str:
+    if kind == "minimum":
+        return "at least 1" if bound == 1 else f">= {bound:g}"
+    if kind == "exclusive_minimum":
+        return "positive" if bound == 0 else f"above {bound:g}"
+    return f"at most {bound:g}" if kind == "maximum" else f"below {bound:g}"
+
+
+_BOUND_OK = {
+    "minimum": lambda v, b: v >= b,
+    "exclusive_minimum": lambda v, b: v > b,
+    "maximum": lambda v, b: v <= b,
+    "exclusive_maximum": lambda v, b: v < b,
+}
+
+
+def check_rules(obj: Any, what: str, rules: Rules) -> None:
+    """Check the types (:func:`check_types`) and the :class:`Rules` of the dataclass ``obj``; every
+    error names the family, the field and its value."""
+    check_types(obj, what)
+    for name, choices in rules.choices.items():
+        check_choice(what, name, getattr(obj, name), choices)
+    for name, (pattern, hint) in rules.patterns.items():
+        value = getattr(obj, name)
+        if not re.fullmatch(pattern, value):
+            raise PnasError(f"{what} setting {name} is {value!r}; {hint}")
+    for kind, ok in _BOUND_OK.items():
+        for name, bound in getattr(rules, kind).items():
             value = getattr(obj, name)
-            if not ok(value):
-                raise PnasError(f"{what} setting {name} must be {rule}, got {value}")
+            if value is not None and not ok(value, bound):
+                raise PnasError(f"{what} setting {name} must be {_bound_message(kind, bound)}, got {value}")
 
 
 def check_choice(what: str, name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -104,14 +171,12 @@ def from_mapping(cls: type[T], data: Any, what: str) -> T:
 def read_mapping(path: str | os.PathLike[str], what: str) -> Any:
     """The content of a JSON or YAML (by extension) settings file; an empty file is ``{}``."""
     p = Path(path)
-    if not p.exists() or p.is_dir():  # exists(): a pipe such as bash's <(...) is fine too
-        raise PnasError(f"{what} settings file {p} not found")
-    text = p.read_text()
+    text = read_text(p, f"{what} settings file")  # a pipe such as bash's <(...) is fine too
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text)
         else:
-            data = json.loads(text)
+            data = loads_json(text)
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         raise PnasError(
             f"{what} settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}"

@@ -20,11 +20,19 @@ from pnas_core.cache import ResultCache
 from pnas_core.data import DataSplits
 from pnas_core.devices import set_threads
 from pnas_core.errors import PnasError
-from pnas_core.space import cell_id
+from pnas_core.space import parse
 from pnas_core.train import EpochCallback, TrainSettings, train_candidate
 
 ResultCallback = Callable[[int, str, dict[str, Any], str, list[str]], None]
 """``(index in the shard, cell text, record, "trained" or "cached", warning messages)``."""
+
+
+def _lookup(cache: ResultCache, key: tuple[str, str, str, int]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The cached record of ``key`` (or None) and the messages of any cache warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = cache.get(*key)
+    return record, [str(w.message) for w in caught]
 
 
 def train_or_get(
@@ -34,14 +42,16 @@ def train_or_get(
     cache: ResultCache,
     on_epoch: EpochCallback | None = None,
 ) -> tuple[dict[str, Any], str, list[str]]:
-    """The cached record of ``text`` or, when none, a freshly trained and cached one, under the run's
-    cache lock. Returns (record, "cached" or "trained", messages of cache warnings)."""
-    key = (cell_id(text), settings.settings_hash(), data.fingerprint, settings.seed)
+    """The cached record of ``text`` (any block order: the key is the canonical cell's id) or, when
+    none, a freshly trained and cached one, under the run's cache lock. Reading takes no lock, so a
+    read-only cache serves its records. Returns (record, "cached" or "trained", cache warnings)."""
+    key = (parse(text).id, settings.settings_hash(), data.fingerprint, settings.seed)
+    record, messages = _lookup(cache, key)
+    if record is not None:
+        return record, "cached", messages
     with cache.lock(*key):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            record = cache.get(*key)
-        messages = [str(w.message) for w in caught]
+        record, more = _lookup(cache, key)  # another job may have trained it while this one waited
+        messages += more
         if record is not None:
             return record, "cached", messages
         record = train_candidate(text, settings, data, on_epoch=on_epoch)

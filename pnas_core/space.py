@@ -171,7 +171,7 @@ def _parse_half(half: str, b: int, raw: str) -> tuple[int, int]:
     if len(parts) != 2:
         raise CellSyntaxError(f"block {b} ({raw!r}): expected 'IN:OP', got {half.strip()!r}")
     inp_text, op_text = parts[0].strip(), parts[1].strip()
-    if not inp_text.isdigit():
+    if not (inp_text.isascii() and inp_text.isdigit()):  # str.isdigit alone takes '٣'
         raise CellSyntaxError(f"block {b} ({raw!r}): input {inp_text!r} is not a non-negative integer")
     if op_text not in OP_IDS:
         raise CellSyntaxError(f"block {b} ({raw!r}): unknown op {op_text!r} (known: {', '.join(OPS)})")

@@ -21,7 +21,6 @@ import gc
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,8 +30,7 @@ import torch
 
 from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.data import DATASETS, DatasetSettings, DataSplits
-from pnas_core.devices import DEVICE_CHOICES, pick_device
-from pnas_core.errors import PnasError
+from pnas_core.devices import pick_device
 from pnas_core.loop import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -45,7 +43,15 @@ from pnas_core.loop import (
     seed_run,
 )
 from pnas_core.network import NetworkSettings, PNASNetwork, build_network
-from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
+from pnas_core.settings_io import (
+    DATASET_RULES,
+    DEVICE_PATTERN,
+    Rules,
+    check_rules,
+    from_file,
+    from_mapping,
+    merge_rules,
+)
 from pnas_core.space import Cell, parse
 
 TRAIN_CODE_VERSION = 3
@@ -107,22 +113,7 @@ class TrainSettings(DatasetSettings):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_types(self, "train")
-        check_choice("train", "dataset", self.dataset, DATASETS)
-        check_choice("train", "optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("train", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_bounds(
-            self,
-            "train",
-            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every", "workers"),
-            non_negative=("num_reductions", "weight_decay", "momentum", "label_smoothing"),
-            positive=("lr",),
-            positive_or_null=("grad_clip",),
-        )
-        if self.device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", self.device):
-            raise PnasError(
-                f"train setting device is {self.device!r}; choose auto, cpu, cuda or cuda:<index>"
-            )
+        check_rules(self, "train", TRAIN_RULES)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainSettings:
@@ -140,6 +131,24 @@ class TrainSettings(DatasetSettings):
         fields["train_code_version"] = TRAIN_CODE_VERSION
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+TRAIN_RULES = merge_rules(
+    DATASET_RULES,
+    Rules(
+        minimum={
+            "filters": 4,  # the network builder's smallest
+            **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "eval_every", "workers"), 1),
+            **dict.fromkeys(("num_reductions", "weight_decay", "momentum", "label_smoothing", "seed"), 0),
+        },
+        maximum={"num_reductions": 6},
+        exclusive_minimum={"lr": 0, "grad_clip": 0},
+        exclusive_maximum={"label_smoothing": 1},
+        choices={"dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES},
+        patterns={"device": DEVICE_PATTERN},
+    ),
+)
+"""The value rules of :class:`TrainSettings` (its checks and its JSON schema)."""
 
 
 def load_settings(path: str | os.PathLike[str]) -> TrainSettings:

@@ -136,3 +136,14 @@ def test_spearman_has_one_nan_rule():
     assert np.isnan(spearman(np.array([0.1, 0.2]), np.array([0.3, 0.4])))  # two points: always +-1
     assert np.isnan(spearman(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.5, 0.5])))  # a constant side
     assert spearman(np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.1, 0.2])) == pytest.approx(-0.5)
+
+
+def test_unfinished_cells_are_left_out_and_counted(records):
+    # The workflow asks for train_size up to the cells it drew; some diverged: fit on those that
+    # finished and say how many did not, instead of stopping the experiment.
+    drawn = records[records["num_blocks"] == 1]
+    broken = records.copy()
+    broken.loc[drawn.index[:4], ["status", "val_acc"]] = ["diverged", np.nan]
+    with pytest.warns(quality.UnfinishedCells, match=r"4 1-block cell\(s\) did not finish.*fitting on 132"):
+        df = quality.algorithm2(broken, 1, ["xgb"], SMALL, train_size=len(drawn), repeats=1)
+    assert (df.loc[df["split"] == "train", "n_train"] == len(drawn) - 4).all()

@@ -258,3 +258,31 @@ def test_cache_serves_a_cell_trained_under_another_block_order(
     first, second = (read_records(job["dir"] / f"out{i}.parquet") for i in range(2))
     assert len(_cache_files(job["cache"])) == 2
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_a_cache_that_cannot_be_written_still_serves_its_records(
+    job: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_train_args(job, job["dir"] / "first.parquet")) == 0
+    capsys.readouterr()
+    # Lock files cannot be created (as in a read-only cache: root would ignore file modes, a file
+    # where the locks folder belongs stops everyone): every record is there, so none is needed.
+    for lock in (job["cache"] / "locks").rglob("*.lock"):
+        lock.unlink()
+    for folder in sorted((job["cache"] / "locks").rglob("*"), reverse=True):
+        folder.rmdir()
+    (job["cache"] / "locks").rmdir()
+    (job["cache"] / "locks").write_text("not a folder")
+    assert main(_train_args(job, job["dir"] / "again.parquet")) == 0
+    assert _counts(capsys.readouterr().err) == (0, len(CELLS))
+
+
+def test_progress_bar_only_on_a_terminal(job: dict[str, Path]) -> None:
+    # A log file (no terminal) gets the plain per-candidate lines, no progress-bar redraws.
+    args = [a for a in _train_args(job, job["dir"] / "o.parquet") if a != "--no-progress"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pnas_core", *args], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "cell/s" not in proc.stderr and "it/s" not in proc.stderr
+    assert _counts(proc.stderr) == (len(CELLS), 0)

@@ -3,6 +3,7 @@ a deleted shard, kill -9 and resume, bad configs."""
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import os
 import re
@@ -116,13 +117,39 @@ def test_outputs_of_every_level(finished: Path) -> None:
     assert (out / "final" / "model.torchscript.pt").stat().st_size > 0
 
 
-def test_report_has_every_figure_and_caption(finished: Path) -> None:
+def report_data(html: str) -> dict[str, object]:
+    """The JSON the report's page scripts hold (``var results = {...};`` etc.): what its menu shows."""
+    data = {}
+    for name in ("results", "categories", "workflow_desc"):
+        match = re.search(rf'<script id="[\w-]+">\s*var {name} = (.*?);\s*</script>', html, re.S)
+        assert match, name
+        data[name] = json.loads(match[1])
+    return data
+
+
+def test_report_menu_reaches_every_figure_and_opens_on_the_run(finished: Path) -> None:
     report = finished / "results" / "tiny" / "report.html"
     snakemake(finished, "--report", str(report.relative_to(finished)))
-    html = report.read_text()
-    for stem in ("search_efficiency", "predictor_quality", "predicted_vs_true", "best_cell", "summary"):
-        assert stem in html, stem
-    assert "Search efficiency" in html and "Every cell the search trained" in html
+    data = report_data(report.read_text())
+    results, categories = data["results"], data["categories"]
+    in_menu = [path for subcats in categories.values() for paths in subcats.values() for path in paths]
+    figures = sorted(str(p.relative_to(finished)) for p in (finished / "results/tiny/figures").glob("*.png"))
+    assert len(figures) == 6 and set(figures) <= set(in_menu)
+    assert "results/tiny/final/curve.png" in in_menu and "results/tiny/summary.csv" in in_menu
+    for subcats in categories.values():
+        for paths in subcats.values():
+            # The menu tells the entries of a subcategory apart by their labels (else the file name):
+            # entries sharing them are unreachable but for one.
+            keys = [tuple((results[p]["labels"] or {}).values()) or results[p]["filename"] for p in paths]
+            assert len(set(keys)) == len(keys), keys
+    for path in in_menu:
+        assert len(results[path]["caption"]) > 200, path  # every entry with its own caption
+    landing = html_lib.unescape(re.sub(r"<[^>]+>", "", data["workflow_desc"]))  # the page's text
+    metrics = json.loads((finished / "results/tiny/final/metrics.json").read_text())
+    best = (finished / "results/tiny/best_cell.txt").read_text().splitlines()[0]
+    assert "pnas run tiny" in landing and best in landing
+    assert f"test accuracy {metrics['test_acc']:.4f}" in landing
+    assert "beam_size: 3" in landing  # the config it ran with
 
 
 def test_finished_run_is_a_no_op(finished: Path) -> None:
@@ -205,37 +232,65 @@ def test_changed_setting_reruns_only_what_it_affects(finished: Path) -> None:
     assert set(jobs) == {"final_settings", "final_train", "final_export", "all"}, jobs
 
 
-def test_kill_and_resume_retrains_nothing_finished(tmp_path: Path) -> None:
+README_RUN = ["snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
+"""The README's command (`snakemake --cores 2`) on the tiny config."""
+
+
+def run_literally(root: Path, argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a README command as a user types it (``snakemake`` is Snakemake's own entry point)."""
+    cmd = [sys.executable, "-m", "snakemake", *argv[1:]]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "kill_when",
+    ["level 1 training", "final training"],
+)
+def test_kill_9_then_the_readme_commands_resume(tmp_path: Path, kill_when: str) -> None:
     root = make_project(tmp_path / "kill")
     cache = root / "results" / "cache"
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
+    final_log = root / "results" / "tiny" / "logs" / "final_train.log"
+
+    def reached() -> bool:
+        if kill_when == "level 1 training":
+            return len(list(cache.rglob("*.json"))) >= 4
+        return final_log.exists() and "training images" in final_log.read_text()
+
     proc = subprocess.Popen(
-        cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, "-m", "snakemake", *README_RUN[1:]],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(list(cache.rglob("*.json"))) < 4:
-            time.sleep(0.2)
-        assert proc.poll() is None, "the workflow finished before it could be killed"
-        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the whole job tree in the middle of level 1
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and not reached():
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the workflow ended before {kill_when}"
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the whole job tree
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     done_before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
     assert len(done_before) >= 4
-    assert not (root / "results" / "tiny" / "level1" / "trained.parquet").exists()
-    # kill -9 leaves Snakemake's directory lock behind; Snakemake names the fix, --unlock.
-    snakemake(root, "--unlock")
-    snakemake(root, "--rerun-incomplete")
+    shard_logs = {p: p.stat().st_mtime_ns for p in root.rglob("train_shard*.log")}
+    # The README's recipe, literally: unlock, then the same command (no extra flag).
+    unlock = run_literally(root, ["snakemake", "--unlock"])
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = run_literally(root, README_RUN)
+    assert again.returncode == 0, again.stderr[-3000:]
     assert all(p.stat().st_mtime_ns == m for p, m in done_before.items())  # cache entries untouched
     trained, cached = train_log_counts(root)
-    total = len(pd.read_parquet(root / "results" / "tiny" / "summary.parquet"))
-    assert cached >= len(done_before)
-    # Nothing finished before the kill was trained again (random and quality cells may share cells
-    # with the search, which the cache also serves).
+    if kill_when == "level 1 training":
+        assert cached >= len(done_before)
+    else:  # the search had finished: no training job runs again
+        assert {p: p.stat().st_mtime_ns for p in shard_logs} == shard_logs
+    # Nothing finished before the kill was trained again.
     assert trained <= len(list(cache.rglob("*.json"))) - len(done_before)
-    assert total > 0
+    assert json.loads((root / "results/tiny/final/metrics.json").read_text())["test_acc"] > 0
+    assert planned_jobs(root) == {}
 
 
 @pytest.mark.parametrize(
@@ -248,6 +303,16 @@ def test_kill_and_resume_retrains_nothing_finished(tmp_path: Path) -> None:
         ({"seed": 1.5}, "seed"),
         ({"typo_key": 1}, "typo_key"),
         ({"dataset": "cifar10", "data_root": "/nonexistent/cifar"}, "/nonexistent/cifar"),
+        ({"final": {"epoch": 3}}, "final.epoch: unknown key"),
+        ({"surrogate": {"hiden_dim": 3}}, "surrogate.hiden_dim: unknown key"),
+        ({"train": {"filtres": 8}}, "train.filtres: unknown key"),
+        ({"train": {"lr": float("inf")}}, "train.lr: inf is not a finite number"),
+        ({"train": {"lr": -0.1}}, "train.lr"),
+        ({"final": {"drop_path": 1.5}}, "final.drop_path"),
+        ({"surrogate": {"xgb": {"max_depht": 2}}}, "surrogate.xgb.max_depht: unknown key"),
+        ({"train": {"seed": 3}}, "train.seed: set by the key seed"),
+        ({"search": {"predictors": ["rnn", "mlp"], "select_by": "xgb"}}, "search.select_by: 'xgb'"),
+        ({"quality": {"train_size": 50}}, "quality.train_size"),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path: Path, edit: dict, message: str) -> None:
@@ -263,3 +328,50 @@ def test_bad_config_fails_before_any_job(tmp_path: Path, edit: dict, message: st
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (root / "results").exists()  # nothing ran, nothing was written
+
+
+def test_typo_never_deletes_a_finished_output(finished: Path) -> None:
+    final = finished / "results" / "tiny" / "final"
+    before = {p.name: p.stat().st_mtime_ns for p in final.iterdir()}
+    cfg = yaml.safe_load(TINY.read_text())
+    (finished / "typo.yaml").write_text(yaml.safe_dump({"final": {**cfg["final"], "epoch": 3}}))
+    for args in (("-n",), ()):
+        proc = snakemake(finished, *args, check=False, configs=("tiny.yaml", "typo.yaml"))
+        assert proc.returncode != 0 and "final.epoch: unknown key" in proc.stdout + proc.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in final.iterdir()} == before
+    assert {"model.pt", "metrics.json", "model.torchscript.pt"} <= set(before)
+
+
+def settings_written(root: Path, name: str, *argv: str) -> dict[str, dict]:
+    """The train and surrogate settings files the workflow writes for the config of ``argv``."""
+    targets = [f"results/{name}/settings/{s}.json" for s in ("train", "surrogate")]
+    proc = run_literally(root, ["snakemake", "--cores", "1", *targets, *argv])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {
+        s: json.loads((root / t).read_text()) for s, t in zip(("train", "surrogate"), targets, strict=True)
+    }
+
+
+def test_keys_left_out_take_the_documented_defaults(tmp_path: Path) -> None:
+    from pnas_core.train import TrainSettings
+
+    root = make_project(tmp_path)
+    batches = root / "cifar" / "cifar-10-batches-py"  # the parse-time check wants the files there
+    batches.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(b"")
+    (root / "user.yaml").write_text("train:\n  epochs: 7\n")
+    written = settings_written(root, "pnas", "--configfile", "user.yaml", "--config", "data_root=cifar")
+    train = TrainSettings.from_dict(written["train"])
+    # The paper's network and data (not the quick preset's F=8 on 8x8 digits), the user's epochs.
+    assert (train.filters, train.cells_per_stack, train.epochs, train.image_size) == (24, 2, 7, None)
+    assert (train.dataset, train.batch_size, train.val_fraction) == ("cifar10", 32, 0.1)
+    assert written["surrogate"]["max_blocks"] == 5
+    proc = run_literally(
+        root, ["snakemake", "-n", "--cores", "1", "--configfile", "user.yaml", "--config", "data_root=cifar"]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"^fit_surrogate\s+4\s*$", proc.stdout, re.M)  # B = 5: levels 1..4 fit predictors
+    # No --configfile: the quick preset.
+    quick = settings_written(root, "digits-quick")
+    assert (quick["train"]["filters"], quick["train"]["image_size"]) == (8, 8)

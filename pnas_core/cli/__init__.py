@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from pnas_core import __version__
+from pnas_core.cli.arg_types import OneLineParser
 from pnas_core.errors import PnasError
 
 COMMAND_MODULES = (
@@ -23,12 +24,13 @@ COMMAND_MODULES = (
     "summary_cmds",
     "figure_cmds",
     "final_cmds",
+    "schema_cmds",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(prog="pnas", description="Progressive Neural Architecture Search")
+    parser = OneLineParser(prog="pnas", description="Progressive Neural Architecture Search")
     parser.add_argument("--version", action="version", version=f"pnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -46,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"pnas: error: file not found: {exc.filename or exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder where a file belongs, no permission, a full disk ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pnas: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"pnas: error: an input file is not UTF-8 text ({exc.reason})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pnas: interrupted", file=sys.stderr)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from pnas_core.cli.arg_types import count, output_dir
+
 STEMS = {
     "quality": "predictor_quality",
     "efficiency": "search_efficiency",
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         kinds, "efficiency", "best and mean-of-top-k accuracy vs models trained, PNAS vs random (Fig. 5)"
     )
     _summary_args(e, random=True)
-    e.add_argument("--top-k", type=int, default=5, help="k of the mean-of-top-k curve (default 5)")
+    e.add_argument("--top-k", type=count, default=5, help="k of the mean-of-top-k curve (default 5)")
     e.set_defaults(func=run_efficiency)
 
     pr = _kind(
@@ -70,7 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _kind(kinds: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = kinds.add_parser(name, help=help_text, description=help_text)
-    p.add_argument("--out-dir", required=True, help="folder to write <stem>.png, .pdf and .csv into")
+    p.add_argument(
+        "--out-dir", required=True, type=output_dir, help="folder to write <stem>.png, .pdf and .csv into"
+    )
     p.add_argument("--stem", default=STEMS[name], help=f"output file stem (default {STEMS[name]})")
     return p
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pnas_core.cli.arg_types import count, output_dir, output_file
+
 EXPORT_FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
 """Default output file name of each ``pnas export --format``."""
 
@@ -25,9 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     src.add_argument("--cell", help="cell text, e.g. '0:sep3x3,1:identity'")
     final.add_argument("--settings", required=True, type=Path, help="JSON or YAML file of final settings")
-    final.add_argument("--out-dir", required=True, type=Path, help="output folder")
+    final.add_argument("--out-dir", required=True, type=output_dir, help="output folder")
     final.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default $PNAS_THREADS, else all cores)"
+        "--threads",
+        type=count,
+        default=None,
+        help="torch CPU threads (default $PNAS_THREADS, else all cores)",
     )
     final.set_defaults(func=run_final_train)
 
@@ -49,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument(
         "--out",
-        type=Path,
+        type=output_file,
         default=None,
         help="output file (default beside model.pt: model.torchscript.pt or model.onnx)",
     )

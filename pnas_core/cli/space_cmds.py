@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from pnas_core.cli.arg_types import int_range
 from pnas_core.errors import PnasError
 from pnas_core.space import MAX_BLOCKS, OPS, Space
 
@@ -16,7 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     space = sub.add_parser("space", help="facts about the search space")
     space_sub = space.add_subparsers(dest="space_command", required=True, metavar="SUBCOMMAND")
     count = space_sub.add_parser("count", help="print the number of blocks and cells per size")
-    count.add_argument("--blocks", type=int, default=MAX_BLOCKS, help=f"largest cell size (1..{MAX_BLOCKS})")
+    count.add_argument(
+        "--blocks",
+        type=int_range(1, MAX_BLOCKS),
+        default=MAX_BLOCKS,
+        help=f"largest cell size (1..{MAX_BLOCKS})",
+    )
     count.add_argument(
         "--ops", nargs="+", default=None, metavar="OP", help=f"op subset (default all: {' '.join(OPS)})"
     )

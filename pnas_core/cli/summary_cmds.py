@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from pnas_core.cli.arg_types import output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``summarize``."""
     p = sub.add_parser("summarize", help="join every level's candidates and records; write the best cell")
     p.add_argument("--candidates", nargs="+", required=True, help="level1..B candidates.parquet, in order")
     p.add_argument("--trained", nargs="+", required=True, help="level1..B trained.parquet, in order")
-    p.add_argument("--out", required=True, help="summary Parquet to write")
-    p.add_argument("--best", required=True, help="best_cell.txt to write")
-    p.add_argument("--csv", default=None, help="also write the summary as CSV")
+    p.add_argument("--out", required=True, type=output_file, help="summary Parquet to write")
+    p.add_argument("--best", required=True, type=output_file, help="best_cell.txt to write")
+    p.add_argument("--csv", default=None, type=output_file, help="also write the summary as CSV")
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from pnas_core.cli.arg_types import count, int_range, non_negative_float, output_dir, output_file, seed
 from pnas_core.space import MAX_BLOCKS, OPS, Space
 
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb")
@@ -36,23 +37,21 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
 
 
 def _count_or_auto(text: str) -> int | None:
-    """``--n``: a positive integer, or None for ``auto``."""
-    if text == "auto":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
-    return int(text)
+    """``--n``: a count (:data:`pnas_core.cli.arg_types.count`), or None for ``auto``."""
+    return None if text == "auto" else count(text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the beam-step and predictor commands."""
     p = sub.add_parser("enumerate", help="all 1-block cells as a candidates table")
     _ops(p)
-    p.add_argument("--out", required=True, help="candidates Parquet to write")
+    p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
     p.set_defaults(func=run_enumerate)
 
     p = sub.add_parser("sample", help="N distinct cells drawn uniformly (random-search baseline)")
-    p.add_argument("--blocks", type=int, required=True, help=f"cell size b (1..{MAX_BLOCKS})")
+    p.add_argument(
+        "--blocks", type=int_range(1, MAX_BLOCKS), required=True, help=f"cell size b (1..{MAX_BLOCKS})"
+    )
     p.add_argument(
         "--n",
         type=_count_or_auto,
@@ -60,18 +59,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="number of distinct cells (all b-block cells when the space holds fewer), or 'auto': "
         "the models a progressive search with --beam-size and --max-blocks trains",
     )
-    p.add_argument("--beam-size", type=int, default=None, help="K of the search whose budget 'auto' takes")
-    p.add_argument("--max-blocks", type=int, default=None, help="B of the search whose budget 'auto' takes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beam-size", type=count, default=None, help="K of the search whose budget 'auto' takes")
+    p.add_argument(
+        "--max-blocks",
+        type=int_range(1, MAX_BLOCKS),
+        default=None,
+        help="B of the search whose budget 'auto' takes",
+    )
+    p.add_argument("--seed", type=seed, default=0)
     _ops(p)
-    p.add_argument("--out", required=True, help="candidates Parquet to write")
+    p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("fit-surrogate", help="fit predictors on all ok training records")
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
     _predictors(p)
     _settings(p)
-    p.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    p.add_argument("--out", required=True, type=output_dir, help="folder to write (replaced atomically)")
     p.set_defaults(func=run_fit)
 
     p = sub.add_parser("expand-score", help="score every child of the parent cells")
@@ -84,42 +88,48 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="training settings (JSON or YAML) of the search network: adds each child's exact params "
         "and mult_adds columns",
     )
-    p.add_argument("--out", required=True, help="scored Parquet to write")
+    p.add_argument("--out", required=True, type=output_file, help="scored Parquet to write")
     p.set_defaults(func=run_expand_score)
 
     p = sub.add_parser(
         "select", help="K children by predicted accuracy, optionally within budgets or by Pareto"
     )
     p.add_argument("--scored", required=True, help="scored Parquet from expand-score")
-    p.add_argument("--k", type=int, required=True, help="beam width K")
+    p.add_argument("--k", type=count, required=True, help="beam width K")
     p.add_argument(
         "--by",
         default=SELECT_DEFAULT,
         help=f"{', '.join(SELECT_CHOICES)} (default {SELECT_DEFAULT}); ucb = pred_mean + kappa * spread",
     )
-    p.add_argument("--kappa", type=float, default=1.0, help="UCB weight of the spread (default 1.0)")
-    p.add_argument("--max-params", type=int, default=None, help="drop children with more parameters")
-    p.add_argument("--max-mult-adds", type=int, default=None, help="drop children with more multiply-adds")
+    p.add_argument(
+        "--kappa", type=non_negative_float, default=1.0, help="UCB weight of the spread (default 1.0)"
+    )
+    p.add_argument("--max-params", type=int_range(1), default=None, help="drop children with more parameters")
+    p.add_argument(
+        "--max-mult-adds", type=int_range(1), default=None, help="drop children with more multiply-adds"
+    )
     p.add_argument(
         "--pareto", action="store_true", help="fill K from Pareto fronts of the score against cost"
     )
     p.add_argument(
         "--pareto-cost", default="params", choices=("params", "mult_adds"), help="cost axis (default params)"
     )
-    p.add_argument("--out", required=True, help="candidates Parquet to write")
+    p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
     p.set_defaults(func=run_select)
 
     p = sub.add_parser("eval-surrogate", help="predictor quality: Spearman rho on b and b+1 blocks")
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
-    p.add_argument("--blocks", type=int, required=True, help="fit on cells of this size b")
+    p.add_argument(
+        "--blocks", type=int_range(1, MAX_BLOCKS - 1), required=True, help="fit on cells of this size b"
+    )
     _predictors(p)
     _settings(p)
     p.add_argument(
-        "--repeats", type=int, default=None, help="Algorithm 2: repeat T times (needs --train-size)"
+        "--repeats", type=count, default=None, help="Algorithm 2: repeat T times (needs --train-size)"
     )
-    p.add_argument("--train-size", type=int, default=None, help="cells to fit on (K)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="quality Parquet to write")
+    p.add_argument("--train-size", type=int_range(2), default=None, help="cells to fit on (K)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--out", required=True, type=output_file, help="quality Parquet to write")
     p.set_defaults(func=run_eval)
 
 
@@ -218,6 +228,9 @@ def run_select(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Measure predictor quality."""
+    import sys
+    import warnings
+
     import pyarrow as pa
 
     from pnas_core import quality
@@ -230,9 +243,13 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.repeats is not None:
         if args.train_size is None:
             raise PnasError("--repeats needs --train-size")
-        df = quality.algorithm2(
-            records, args.blocks, args.predictors, settings, args.train_size, args.repeats, args.seed
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", quality.UnfinishedCells)
+            df = quality.algorithm2(
+                records, args.blocks, args.predictors, settings, args.train_size, args.repeats, args.seed
+            )
+        for w in caught:
+            print(f"pnas eval-surrogate: warning: {w.message}", file=sys.stderr)
     else:
         df = quality.heldout_quality(
             records, args.blocks, args.predictors, settings, args.train_size, args.seed

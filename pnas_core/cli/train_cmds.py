@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pnas_core.cli.arg_types import count, int_range, output_file
+
 DEFAULT_CACHE_DIR = "results/cache"  # same as pnas_core.cache.DEFAULT_CACHE_DIR; kept light to import
 
 
@@ -20,9 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--candidates", required=True, type=Path, help="Parquet file with a 'cell' column")
     train.add_argument("--settings", required=True, type=Path, help="JSON or YAML file of train settings")
-    train.add_argument("--shard", type=int, default=0, help="this shard's index i (0-based; default 0)")
-    train.add_argument("--num-shards", type=int, default=1, help="number of shards S (default 1)")
-    train.add_argument("--out", required=True, type=Path, help="records Parquet file to write")
+    train.add_argument(
+        "--shard", type=int_range(0), default=0, help="this shard's index i (0-based; default 0)"
+    )
+    train.add_argument("--num-shards", type=count, default=1, help="number of shards S (default 1)")
+    train.add_argument("--out", required=True, type=output_file, help="records Parquet file to write")
     train.add_argument(
         "--cache-dir",
         type=Path,
@@ -31,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--threads",
-        type=int,
+        type=count,
         default=None,
         help="torch CPU threads of the job, split among --workers (default $PNAS_THREADS, else all allowed cores)",
     )
@@ -48,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     merge = sub.add_parser(
         "merge-records", help="concatenate records files (same schema), sorted by cell, duplicates dropped"
     )
-    merge.add_argument("--out", required=True, type=Path, help="merged records Parquet file")
+    merge.add_argument("--out", required=True, type=output_file, help="merged records Parquet file")
     merge.add_argument("inputs", nargs="+", type=Path, help="records Parquet files")
     merge.set_defaults(func=run_merge)
 
@@ -119,7 +123,7 @@ def run_train(args: argparse.Namespace) -> int:
         desc=f"train {tag}",
         unit="cell",
         file=sys.stderr,
-        disable=args.no_progress,
+        disable=args.no_progress or not sys.stderr.isatty(),  # a log file gets the plain lines only
         leave=False,
     )
 

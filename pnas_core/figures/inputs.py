@@ -13,6 +13,7 @@ import pandas as pd
 
 from pnas_core.errors import PnasError
 from pnas_core.tables import read_frame
+from pnas_core.text_io import read_text
 
 SUMMARY_COLUMNS = (
     "level",
@@ -88,10 +89,9 @@ def read_quality(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def read_cell_text(path: str | Path) -> str:
     """The cell text on the first line of ``best_cell.txt``."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).exists():
         raise PnasError(f"best-cell file {path} does not exist")
-    lines = path.read_text().splitlines()
+    lines = read_text(path, "best-cell file").splitlines()
     if not lines or not lines[0].strip():
         raise PnasError(f"best-cell file {path} has no cell text on its first line")
     return lines[0].strip()

@@ -9,7 +9,6 @@ arrays, :class:`~pnas_core.space.Cell` objects or cell texts; sizes may be mixed
 from __future__ import annotations
 
 import abc
-import json
 import os
 import shutil
 import tempfile
@@ -20,10 +19,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pnas_core.atomic import write_json
+from pnas_core.atomic import current_umask, write_json
 from pnas_core.errors import PnasError
 from pnas_core.space import TOKEN_DTYPE, Cell, parse
 from pnas_core.surrogate.settings import SurrogateSettings
+from pnas_core.text_io import read_json
 
 CellsLike = np.ndarray | Sequence[np.ndarray] | Sequence[Cell] | Sequence[str]
 CONFIG_FILE = "config.json"
@@ -162,16 +162,31 @@ class Predictor(abc.ABC):
         config_path = folder / CONFIG_FILE
         if not config_path.is_file():
             raise PnasError(f"no saved predictor at {folder} (missing {CONFIG_FILE})")
-        config = json.loads(config_path.read_text())
-        name = config.get("predictor")
+        config = read_json(config_path, "predictor config")
+        name = config.get("predictor") if isinstance(config, dict) else None
         if name not in PREDICTORS:
             raise PnasError(f"{config_path}: unknown predictor {name!r}")
         if cls is not Predictor and PREDICTORS[name] is not cls:
             raise PnasError(f"{config_path} holds a {name} predictor, not {cls.name}")
-        obj = PREDICTORS[name](SurrogateSettings.from_dict(config["settings"]))
+        if not isinstance(config.get("settings"), dict) or not isinstance(config.get("meta"), dict):
+            raise PnasError(f"{config_path} lacks its settings or meta mapping")
+        try:
+            obj = PREDICTORS[name](SurrogateSettings.from_dict(config["settings"]))
+        except PnasError as exc:
+            raise PnasError(f"{config_path}: {exc}") from exc
         obj.meta = dict(config["meta"])
-        obj._load_state(folder)
+        try:
+            obj._load_state(folder)
+        except Exception as exc:  # torch, xgboost and OS errors alike: the saved files are corrupt
+            raise PnasError(
+                f"saved {name} predictor {folder} is corrupt: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
         return obj
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (xgboost appends its C++ stack)."""
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def make_predictor(name: str, settings: SurrogateSettings | None = None) -> Predictor:
@@ -191,6 +206,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
     try:
         yield tmp
         old = None

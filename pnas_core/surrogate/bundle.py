@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from pnas_core.atomic import write_json
 from pnas_core.errors import PnasError
 from pnas_core.surrogate.base import Predictor, atomic_dir, make_predictor
 from pnas_core.surrogate.settings import SurrogateSettings
+from pnas_core.text_io import read_json
 
 MANIFEST = "manifest.json"
 
@@ -47,5 +47,8 @@ def load_predictors(folder: str | os.PathLike[str]) -> dict[str, Predictor]:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise PnasError(f"no surrogate at {folder} (missing {MANIFEST})")
-    names = json.loads(manifest.read_text())["predictors"]
+    content = read_json(manifest, "surrogate manifest")
+    names = content.get("predictors") if isinstance(content, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise PnasError(f"surrogate manifest {manifest} lists no predictors")
     return {name: Predictor.load(folder / name) for name in names}

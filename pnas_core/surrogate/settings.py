@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pnas_core.devices import DEVICE_CHOICES
 from pnas_core.errors import PnasError
-from pnas_core.settings_io import from_file, from_mapping
+from pnas_core.settings_io import DEVICE_PATTERN, Rules, check_rules, from_file, from_mapping
 from pnas_core.space import MAX_BLOCKS
 
 XGB_DEFAULTS: dict[str, Any] = {
@@ -26,6 +25,37 @@ XGB_DEFAULTS: dict[str, Any] = {
 """XGBRegressor parameters; ``n_jobs`` is fixed so results do not depend on the machine."""
 
 LOSSES = ("l1", "mse")
+SURROGATE_RULES = Rules(
+    minimum={
+        **dict.fromkeys(
+            ("ensemble_size", "embed_dim", "hidden_dim", "epochs", "batch_size", "max_blocks"), 1
+        ),
+        "weight_decay": 0,
+        "seed": 0,
+    },
+    exclusive_minimum={"lr_first": 0, "lr": 0},
+    maximum={"max_blocks": MAX_BLOCKS},
+    choices={"loss": LOSSES},
+    patterns={"device": DEVICE_PATTERN},
+)
+"""The value rules of :class:`SurrogateSettings` (its checks and its JSON schema; ``xgb`` is
+checked against :data:`XGB_DEFAULTS`)."""
+
+
+def _xgb_value(key: str, value: Any) -> int | float:
+    """``value`` of the XGBoost parameter ``key`` checked: a finite number >= 0, an integer where the
+    default is one (numeric strings such as YAML's ``1e-4`` are read as floats)."""
+    is_float = isinstance(XGB_DEFAULTS[key], float)
+    if is_float and isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, float) if is_float else isinstance(value, int) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        kind = "a finite number" if is_float else "an integer"
+        raise PnasError(f"surrogate setting xgb.{key} must be {kind} >= 0, got {value!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,38 +85,14 @@ class SurrogateSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("ensemble_size", "embed_dim", "hidden_dim", "epochs", "batch_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise PnasError(f"surrogate setting {key!r} must be a positive integer, got {value!r}")
-        for key in ("lr_first", "lr"):
-            value = getattr(self, key)
-            if not isinstance(value, int | float) or value <= 0:
-                raise PnasError(f"surrogate setting {key!r} must be a positive number, got {value!r}")
-        if not isinstance(self.weight_decay, int | float) or self.weight_decay < 0:
-            raise PnasError(f"surrogate setting 'weight_decay' must be >= 0, got {self.weight_decay!r}")
-        if self.loss not in LOSSES:
-            raise PnasError(f"surrogate setting 'loss' must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if not isinstance(self.max_blocks, int) or not 1 <= self.max_blocks <= MAX_BLOCKS:
-            raise PnasError(
-                f"surrogate setting 'max_blocks' must be in 1..{MAX_BLOCKS}, got {self.max_blocks!r}"
-            )
-        if not isinstance(self.device, str) or (
-            self.device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", self.device)
-        ):
-            raise PnasError(
-                f"surrogate setting 'device' is {self.device!r}; choose cpu, auto, cuda or cuda:<index>"
-            )
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise PnasError(f"surrogate setting 'seed' must be an integer, got {self.seed!r}")
-        if not isinstance(self.xgb, Mapping):
-            raise PnasError(f"surrogate setting 'xgb' must be a mapping, got {self.xgb!r}")
+        check_rules(self, "surrogate", SURROGATE_RULES)
         unknown = sorted(set(self.xgb) - set(XGB_DEFAULTS))
         if unknown:
             raise PnasError(
                 f"unknown surrogate setting 'xgb.{unknown[0]}' (known: {', '.join(sorted(XGB_DEFAULTS))})"
             )
-        object.__setattr__(self, "xgb", {**XGB_DEFAULTS, **self.xgb})
+        xgb = {**XGB_DEFAULTS, **{k: _xgb_value(k, v) for k, v in self.xgb.items()}}
+        object.__setattr__(self, "xgb", xgb)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SurrogateSettings:

@@ -19,7 +19,7 @@ rule sample_random:
     shell:
         "pnas sample --blocks {params.blocks} --n {params.n} --beam-size {params.beam_size}"
         " --max-blocks {params.max_blocks} --seed {params.seed}"
-        " --ops {params.ops} --out {output.candidates} > {log} 2>&1"
+        " --ops {params.ops} --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule sample_quality:
@@ -34,7 +34,7 @@ rule sample_quality:
         f"{RESULTS}/logs/quality/b{{b}}/sample.log",
     shell:
         "pnas sample --blocks {wildcards.b} --n {params.n} --seed {params.seed} --ops {params.ops}"
-        " --out {output.candidates} > {log} 2>&1"
+        " --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule eval_quality:
@@ -59,6 +59,6 @@ rule eval_quality:
     benchmark:
         f"{RESULTS}/benchmarks/quality/b{{b}}/eval.tsv"
     shell:
-        "pnas eval-surrogate --records {input.fitted} {input.larger} --blocks {wildcards.b}"
-        " --predictors {params.predictors} --settings {input.settings} --repeats {params.repeats}"
-        " --train-size {params.train_size} --seed {params.seed} --out {output.quality} > {log} 2>&1"
+        "pnas eval-surrogate --records {input.fitted:q} {input.larger:q} --blocks {wildcards.b}"
+        " --predictors {params.predictors} --settings {input.settings:q} --repeats {params.repeats}"
+        " --train-size {params.train_size} --seed {params.seed} --out {output.quality:q} > {log:q} 2>&1"

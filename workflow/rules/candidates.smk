@@ -11,7 +11,7 @@ rule enumerate_level1:
     log:
         f"{RESULTS}/logs/level1/enumerate.log",
     shell:
-        "pnas enumerate --ops {params.ops} --out {output.candidates} > {log} 2>&1"
+        "pnas enumerate --ops {params.ops} --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule expand_score:
@@ -31,8 +31,8 @@ rule expand_score:
     benchmark:
         f"{RESULTS}/benchmarks/level{{level}}/expand_score.tsv"
     shell:
-        "pnas expand-score --parents {input.parents} --surrogate {input.surrogate} --ops {params.ops}"
-        " --settings {input.settings} --out {output.scored} > {log} 2>&1"
+        "pnas expand-score --parents {input.parents:q} --surrogate {input.surrogate:q} --ops {params.ops}"
+        " --settings {input.settings:q} --out {output.scored:q} > {log:q} 2>&1"
 
 
 rule select_top_k:
@@ -49,4 +49,4 @@ rule select_top_k:
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:
-        "pnas select --scored {input.scored} --k {params.k} {params.flags} --out {output.candidates} > {log} 2>&1"
+        "pnas select --scored {input.scored:q} --k {params.k} {params.flags} --out {output.candidates:q} > {log:q} 2>&1"

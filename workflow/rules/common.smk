@@ -1,20 +1,17 @@
-# Shared by every rule: config validation, paths, code hashes, resources. No domain math here: budgets
-# and cell counts come from the pnas command that needs them. Parse-time work stays cheap (no Parquet
-# reads, no torch): every SLURM job re-parses this file.
+# Shared by every rule: paths, code hashes, resources (the config itself is checked by validate.smk,
+# included first). No domain math here: budgets and cell counts come from the pnas command that
+# needs them. Parse-time work stays cheap (no Parquet reads, no torch): every SLURM job re-parses this file.
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
-
-from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 # command_hash("train_cmds.run_train"): hash of everything that pnas command runs, found with ast;
 # every rule carries the hash of its command as `params.code`, so editing any module it runs reruns it.
 from code_closure import command_hash, script_hash  # noqa: E402
 
-
-validate(config, schema="../schemas/config.schema.yaml")
 
 NAME = config["name"]
 B = config["search"]["max_blocks"]
@@ -47,11 +44,6 @@ wildcard_constraints:
     shard=r"\d+",
     stage=r"level\d+|random|quality/b\d+",
     b=r"\d+",
-
-
-def fail(message):
-    """Stop before any job runs with a message naming the problem."""
-    raise WorkflowError(f"pnas config: {message}")
 
 
 # The dataset's layout inside data_root is checked by pnas_core.data in the first training job; a
@@ -113,13 +105,16 @@ def random_inputs(wildcards=None):
 def random_flags(stem, input):
     if stem == "predicted_vs_true" or "random_trained" not in input.keys():
         return ""
-    return f"--random-trained {input.random_trained} --random-candidates {input.random_candidates}"
+    return f"--random-trained {shlex.quote(input.random_trained)} --random-candidates {shlex.quote(input.random_candidates)}"
 
 
 def figure_outputs(stem, category):
     return {
         "png": report(
-            f"{FIGURES}/{stem}.png", caption=f"../report/{stem}.rst", category=category, labels={"file": "png"}
+            f"{FIGURES}/{stem}.png",
+            caption=f"../report/{stem}.rst",
+            category=category,
+            labels={"figure": stem.replace("_", " ").capitalize()},
         ),
         "pdf": f"{FIGURES}/{stem}.pdf",
         "csv": f"{FIGURES}/{stem}.csv",

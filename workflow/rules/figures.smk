@@ -13,7 +13,7 @@ rule figure_quality:
     log:
         f"{RESULTS}/logs/figures/predictor_quality.log",
     shell:
-        "pnas figures quality --quality {input.quality} --out-dir {params.out_dir} > {log} 2>&1"
+        "pnas figures quality --quality {input.quality:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 for _stem, _kind in FIGURE_KINDS.items():
@@ -35,8 +35,8 @@ for _stem, _kind in FIGURE_KINDS.items():
         log:
             f"{RESULTS}/logs/figures/{_stem}.log",
         shell:
-            "pnas figures {params.kind} --summary {input.summary} {params.random} --out-dir {params.out_dir}"
-            " > {log} 2>&1"
+            "pnas figures {params.kind} --summary {input.summary:q} {params.random} --out-dir {params.out_dir:q}"
+            " > {log:q} 2>&1"
 
 
 rule figure_best_cell:
@@ -50,7 +50,7 @@ rule figure_best_cell:
     log:
         f"{RESULTS}/logs/figures/best_cell.log",
     shell:
-        "pnas figures cell --best-cell {input.best} --out-dir {params.out_dir} > {log} 2>&1"
+        "pnas figures cell --best-cell {input.best:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule figures:

@@ -44,8 +44,8 @@ rule final_train:
     benchmark:
         f"{RESULTS}/benchmarks/final_train.tsv"
     shell:
-        "pnas final-train --cell-file {input.cell} --settings {input.settings} --out-dir {params.out_dir}"
-        " --threads {threads} > {log} 2>&1"
+        "pnas final-train --cell-file {input.cell:q} --settings {input.settings:q} --out-dir {params.out_dir:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule final_export:
@@ -58,4 +58,4 @@ rule final_export:
     log:
         f"{RESULTS}/logs/final_export.log",
     shell:
-        "pnas export --model {input.model} --format torchscript --out {output} > {log} 2>&1"
+        "pnas export --model {input.model:q} --format torchscript --out {output:q} > {log:q} 2>&1"

@@ -15,8 +15,8 @@ rule summarize:
     log:
         f"{RESULTS}/logs/summarize.log",
     shell:
-        "pnas summarize --candidates {input.candidates} --trained {input.trained}"
-        " --out {output.summary} --best {output.best} --csv {output.csv} > {log} 2>&1"
+        "pnas summarize --candidates {input.candidates:q} --trained {input.trained:q}"
+        " --out {output.summary:q} --best {output.best:q} --csv {output.csv:q} > {log:q} 2>&1"
 
 
 onsuccess:

@@ -18,5 +18,5 @@ rule fit_surrogate:
     benchmark:
         f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
     shell:
-        "pnas fit-surrogate --records {input.records} --predictors {params.predictors}"
-        " --settings {input.settings} --out {output.surrogate} > {log} 2>&1"
+        "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors}"
+        " --settings {input.settings:q} --out {output.surrogate:q} > {log:q} 2>&1"

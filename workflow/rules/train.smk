@@ -22,9 +22,9 @@ rule train_shard:
     benchmark:
         f"{RESULTS}/benchmarks/{{stage}}/train_shard{{shard}}.tsv"
     shell:
-        "pnas train --candidates {input.candidates} --settings {input.settings}"
-        " --shard {wildcards.shard} --num-shards {params.num_shards} --cache-dir {params.cache}"
-        " --threads {threads} --workers {params.workers} --out {output.shard} > {log} 2>&1"
+        "pnas train --candidates {input.candidates:q} --settings {input.settings:q}"
+        " --shard {wildcards.shard} --num-shards {params.num_shards} --cache-dir {params.cache:q}"
+        " --threads {threads} --workers {params.workers} --out {output.shard:q} > {log:q} 2>&1"
 
 
 rule merge_shards:
@@ -37,4 +37,4 @@ rule merge_shards:
     log:
         f"{RESULTS}/logs/{{stage}}/merge.log",
     shell:
-        "pnas merge-records --out {output.trained} {input.shards} > {log} 2>&1"
+        "pnas merge-records --out {output.trained:q} {input.shards:q} > {log:q} 2>&1"

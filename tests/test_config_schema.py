@@ -1,0 +1,94 @@
+"""The config's schemas: the section schemas are generated from the settings dataclasses (the
+committed files are what `pnas schema` writes), config/README.md documents every key, and the
+defaults a config leaves out are the paper's (config/paper.yaml spells them out)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from pnas_core.cli import main
+from pnas_core.final import FinalSettings
+from pnas_core.settings_schema import schema_text, section_schemas
+from pnas_core.surrogate import SurrogateSettings
+from pnas_core.train import TrainSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMAS = REPO / "workflow" / "schemas"
+TOP = yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text())
+README = (REPO / "config" / "README.md").read_text()
+
+
+def test_committed_schemas_are_the_generated_ones(tmp_path: Path) -> None:
+    for section, schema in section_schemas().items():
+        committed = (SCHEMAS / f"{section}.schema.json").read_text()
+        assert committed == schema_text(schema), f"run `pnas schema` ({section})"
+    assert main(["schema", "--out-dir", str(tmp_path)]) == 0
+    for path in tmp_path.iterdir():
+        assert path.read_text() == (SCHEMAS / path.name).read_text()
+
+
+def documented_keys(heading: str) -> set[str]:
+    """Keys in the first column of the tables under the README heading starting with ``heading``."""
+    start = README.index(f"\n## {heading}")
+    end = README.find("\n## ", start + 1)
+    section = README[start : end if end > 0 else None]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+
+
+@pytest.mark.parametrize("section", ["train", "surrogate", "final"])
+def test_readme_documents_every_settings_key(section: str) -> None:
+    keys = set(section_schemas()[section]["properties"])
+    missing = keys - documented_keys(f"`{section}`")
+    assert not missing, f"config/README.md does not document {section}.{sorted(missing)}"
+
+
+def test_readme_documents_every_top_level_key() -> None:
+    sections = {"search", "random_search", "quality"}
+    assert set(TOP["properties"]) - sections - {"train", "surrogate", "final"} <= documented_keys("Top level")
+    for section in sections:
+        assert set(TOP["properties"][section]["properties"]) <= documented_keys(f"`{section}`"), section
+
+
+def defaults(schema: dict) -> dict:
+    return {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
+
+
+def test_defaults_are_the_papers() -> None:
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    for section in ("search", "random_search", "quality"):
+        assert paper[section] == defaults(TOP["properties"][section]), section
+    for section, cls in (
+        ("train", TrainSettings),
+        ("final", FinalSettings),
+        ("surrogate", SurrogateSettings),
+    ):
+        want = {k: v for k, v in cls.from_dict(paper[section]).to_dict().items() if k != "device"}
+        got = {k: v for k, v in cls().to_dict().items() if k != "device"}
+        assert got == want, section
+        assert defaults(section_schemas()[section]) == {
+            k: v for k, v in cls().to_dict().items() if k in section_schemas()[section]["properties"]
+        }
+
+
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"])
+def test_shipped_configs_pass_every_schema(name: str) -> None:
+    cfg = yaml.safe_load((REPO / name).read_text())
+    jsonschema.Draft202012Validator(TOP).validate(cfg)
+    for section, schema in section_schemas().items():
+        jsonschema.Draft202012Validator(schema).validate(cfg.get(section, {}))
+
+
+def test_schema_bounds_match_the_dataclass_checks() -> None:
+    # What the schema refuses, the dataclass refuses too, and the reverse (same Rules object).
+    train = json.loads((SCHEMAS / "train.schema.json").read_text())["properties"]
+    assert train["filters"]["minimum"] == 4 and train["lr"]["exclusiveMinimum"] == 0
+    assert train["device"]["pattern"] == r"^(?:auto|cpu|cuda|cuda:\d+)$"
+    final = json.loads((SCHEMAS / "final.schema.json").read_text())["properties"]
+    assert final["drop_path"]["exclusiveMaximum"] == 1
+    assert "seed" not in final and "dataset" not in final  # filled in from the top level
