@@ -79,10 +79,10 @@ for _section in SETTINGS_SECTIONS:
 _bad = non_finite(config, "")
 if _bad:
     fail(f"{_bad[0]}: {_bad[1]} is not a finite number")
-if config["search"]["select_by"] not in [*config["search"]["predictors"], "mean"]:
+if config["search"]["select_by"] not in [*config["search"]["predictors"], "mean", "ucb"]:
     fail(
         f"search.select_by: {config['search']['select_by']!r} is not one of search.predictors "
-        f"({', '.join(config['search']['predictors'])}) or mean"
+        f"({', '.join(config['search']['predictors'])}), mean or ucb"
     )
 if config["quality"]["train_size"] > config["quality"]["cells_per_size"]:
     fail(
