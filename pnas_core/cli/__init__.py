@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "summary_cmds",
     "figure_cmds",
     "final_cmds",
+    "bench_cmds",
 )
 
 
