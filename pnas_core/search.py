@@ -63,15 +63,17 @@ class TableEvaluator(Evaluator):
     """Looks cells up in a benchmark table. For each search seed, every cell is observed under one
     of the table's training seeds, drawn independently per cell (``numpy.random.default_rng(seed)``
     over the table's cells in order): each seed sees its own mix of training noise, as a rerun of
-    the search would. A partial table restricts the search to the cells it holds."""
+    the search would. With ``restrict`` (default: when the table is partial) the search only
+    selects among the children the table holds; otherwise a cell outside the table is an error."""
 
-    def __init__(self, table: BenchmarkTable, seed: int = 0) -> None:
+    def __init__(self, table: BenchmarkTable, seed: int = 0, restrict: bool | None = None) -> None:
         self.table = table
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, len(table.seeds), size=len(table.cells))
         self.rows = table.positions[np.arange(len(table.cells)), pick]
         """Row of :attr:`BenchmarkTable.rows` observed for each cell (in ``table.cells`` order)."""
-        self.known = None if table.complete else pa.array(table.cells["cell"], pa.string())
+        restrict = not table.complete if restrict is None else restrict
+        self.known = pa.array(table.cells["cell"], pa.string()) if restrict else None
 
     def accuracy(self) -> np.ndarray:
         """Observed validation accuracy of every cell of the table, in ``table.cells`` order."""

@@ -32,7 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench-table", help="assemble a benchmark table from training records, one file per seed"
     )
-    p.add_argument("--trained", nargs="+", required=True, type=Path, help="merged records, one file per seed")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--trained", nargs="+", type=Path, help="merged records, one file per seed")
+    src.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="read the records from a result cache instead (with --settings; e.g. while a build runs)",
+    )
+    p.add_argument(
+        "--settings", nargs="+", type=Path, help="with --cache-dir: train settings, one file per seed"
+    )
     p.add_argument("--ops", nargs="+", default=None, metavar="OP", help="op subset of the table's space")
     p.add_argument("--max-blocks", type=int, required=True, help="B of the table's space")
     p.add_argument("--partial", action="store_true", help="allow missing cells (a table marked incomplete)")
@@ -99,35 +108,75 @@ def run_cells(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    """Assemble the table; the settings come from the records files' metadata."""
+    """Assemble the table from records files (settings from their metadata) or from a cache."""
+    from pnas_core import __version__
+    from pnas_core.benchmark import assemble, write_table
+    from pnas_core.space import Space
+
+    space = Space.from_names(args.ops, args.max_blocks)
+    if args.trained:
+        records, settings, seeds = _records_files(args.trained)
+    else:
+        records, settings, seeds = _records_cache(args.cache_dir, args.settings, space)
+    table = assemble(records, space, seeds, settings, __version__, partial=args.partial)
+    write_table(table, args.out)
+    print(
+        f"benchmark table: {table.num_rows} rows, seeds {seeds} -> {args.out} "
+        f"({args.out.stat().st_size:,} bytes)"
+    )
+    return 0
+
+
+def _records_files(paths: list[Path]):
+    """Records of merged records files, their shared settings (without the seed) and their seeds."""
     import json
 
     import pandas as pd
 
-    from pnas_core import __version__
-    from pnas_core.benchmark import assemble, write_table
     from pnas_core.errors import PnasError
     from pnas_core.records import read_metadata, read_records
-    from pnas_core.space import Space
 
     settings, seeds = None, []
-    for path in args.trained:
+    for path in paths:
         meta = read_metadata(path)
         if "settings" not in meta:
             raise PnasError(f"records file {path} has no settings metadata")
         this = json.loads(meta["settings"])
         seeds.append(int(this.pop("seed")))
         if settings is not None and this != settings:
-            raise PnasError(f"records file {path} was trained with other settings than {args.trained[0]}")
+            raise PnasError(f"records file {path} was trained with other settings than {paths[0]}")
         settings = this
-    records = pd.concat([read_records(p) for p in args.trained], ignore_index=True)
-    space = Space.from_names(args.ops, args.max_blocks)
-    table = assemble(records, space, seeds, settings or {}, __version__, partial=args.partial)
-    write_table(table, args.out)
-    print(
-        f"benchmark table: {table.num_rows} rows, seeds {seeds} -> {args.out} ({args.out.stat().st_size:,} bytes)"
-    )
-    return 0
+    return pd.concat([read_records(p) for p in paths], ignore_index=True), settings, seeds
+
+
+def _records_cache(cache_dir: Path, settings_files: list[Path] | None, space):
+    """Records of every cell of ``space`` found in the cache under each settings file."""
+    import pandas as pd
+
+    from pnas_core.benchmark import enumerate_cells
+    from pnas_core.cache import ResultCache
+    from pnas_core.errors import PnasError
+    from pnas_core.records import RECORD_COLUMNS
+    from pnas_core.space import cell_id
+    from pnas_core.train import load_settings
+
+    if not settings_files:
+        raise PnasError("--cache-dir needs --settings (the train settings files, one per seed)")
+    cache, ids = ResultCache(cache_dir), [cell_id(t) for t in enumerate_cells(space)]
+    rows, dicts, seeds = [], [], []
+    for path in settings_files:
+        settings = load_settings(path)
+        fingerprint = settings.load_data().fingerprint
+        rows += [
+            r
+            for i in ids
+            if (r := cache.get(i, settings.settings_hash(), fingerprint, settings.seed)) is not None
+        ]
+        dicts.append({k: v for k, v in settings.to_dict().items() if k != "seed"})
+        seeds.append(settings.seed)
+    if any(d != dicts[0] for d in dicts):
+        raise PnasError("the --settings files differ in more than the seed")
+    return pd.DataFrame(rows, columns=list(RECORD_COLUMNS)), dicts[0], seeds
 
 
 def _surrogate(path: str | None):
