@@ -337,11 +337,7 @@ def _train(
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
             val_acc, finite = evaluate(model, dd.val_x, dd.val_y, dd.mean, dd.std)
             if not finite:
-                status, error, val_acc = (
-                    "diverged",
-                    f"non-finite logits on the validation split in epoch {epoch}",
-                    None,
-                )
+                status, error, val_acc = "diverged", f"non-finite logits on the validation split in epoch {epoch}", None
                 break
             curve.append(val_acc)
             curve_epochs.append(epoch)
