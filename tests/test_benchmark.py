@@ -167,3 +167,36 @@ def test_a_shipped_row_retrains_bitwise_on_cpu() -> None:
     assert record["val_acc"] == row["val_acc"]
     assert record["val_curve"] == list(row["val_curve"])
     assert (record["params"], record["mult_adds"]) == (row["params"], row["mult_adds"])
+
+
+@pytest.mark.slow
+def test_workflow_builds_a_table_through_the_shared_cache(tmp_path) -> None:
+    """bench_table on a one-op space: every cell once per seed, through train_shard and the cache."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    for sub in ("workflow", "config"):
+        shutil.copytree(repo / sub, tmp_path / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = yaml.safe_load((repo / "tests" / "configs" / "tiny.yaml").read_text())
+    cfg["search"]["ops"] = ["max3x3"]
+    cfg["benchmark"] = {"seeds": [0, 3]}
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "bench_table", "--cores", "2", "--configfile", "bench.yaml"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = load_table(tmp_path / "results" / "tiny" / "bench" / "table.parquet")
+    space = Space.from_names(["max3x3"], 2)
+    assert table.complete and table.seeds == (0, 3) and table.ops == ("max3x3",)
+    assert len(table.rows) == 2 * len(enumerate_cells(space))
+    assert all(table.settings[k] == v for k, v in cfg["train"].items())
+    assert (table.rows["status"] == "ok").all()
+    assert (table.accuracy[:, 0] != table.accuracy[:, 1]).any()  # the training seed matters
+    entries = list((tmp_path / "results" / "cache").rglob("*.json"))
+    assert len(entries) == len(table.rows)
+    rerun = subprocess.run([*cmd, "-n"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
