@@ -19,6 +19,15 @@ DEFAULT_STRATEGIES = (
 )  # simulate.DEFAULT_STRATEGIES
 
 
+def _table_and_settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--table", default=DEFAULT_TABLE, help=f"bundled table name or file (default {DEFAULT_TABLE})"
+    )
+    parser.add_argument(
+        "--settings", default=None, help="surrogate settings JSON/YAML (default: the simulation preset)"
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the benchmark commands."""
     p = sub.add_parser("bench-cells", help="every distinct cell of 1..B blocks as a candidates table")
@@ -49,9 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_table)
 
     p = sub.add_parser("simulate", help="replay PNAS and random search on a benchmark table over many seeds")
-    p.add_argument(
-        "--table", default=DEFAULT_TABLE, help=f"bundled table name or file (default {DEFAULT_TABLE})"
-    )
+    _table_and_settings(p)
     p.add_argument("--seeds", type=int, default=50, help="search seeds 0..N-1 (default 50)")
     p.add_argument(
         "--strategies",
@@ -62,23 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--beam-size", type=int, default=16, help="K (default 16, the quick config's)")
     p.add_argument("--budget", type=int, default=None, help="models per strategy (default PNAS's)")
-    p.add_argument(
-        "--settings", default=None, help="surrogate settings JSON/YAML (default: the simulation preset)"
-    )
     p.add_argument("--out-dir", required=True, type=Path, help="folder for strategies.csv and the figure")
     p.set_defaults(func=run_simulate)
 
     p = sub.add_parser("bench-quality", help="Algorithm 2 on a benchmark table: rho on b and b+1")
-    p.add_argument(
-        "--table", default=DEFAULT_TABLE, help=f"bundled table name or file (default {DEFAULT_TABLE})"
-    )
+    _table_and_settings(p)
     p.add_argument("--blocks", type=int, default=1, help="fit on cells of this size b (default 1)")
     p.add_argument("--train-size", type=int, default=24, help="cells per fit, K (default 24)")
     p.add_argument("--repeats", type=int, default=20, help="T (default 20)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--settings", default=None, help="surrogate settings JSON/YAML (default: the simulation preset)"
-    )
     p.add_argument("--out", required=True, type=Path, help="quality Parquet to write")
     p.set_defaults(func=run_quality)
 
