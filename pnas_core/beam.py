@@ -1,27 +1,33 @@
-"""The beam step (SPEC §3): level-1 enumeration, random samples, expand + score, top-K selection.
+"""The beam step (docs/method.md, "The progressive search"): level-1 enumeration, random samples, expand + score, top-K selection.
 
 Two Parquet tables, each with an explicit schema:
 
-* *scored* (all children of a level): cell, cell_id, num_blocks, parent, then ``pred_<p>`` and
-  ``std_<p>`` (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means);
+* *scored* (the distinct children of a level, one row per cell up to block order): cell, cell_id,
+  num_blocks, parent (the first parent that has the child), then ``pred_<p>`` and ``std_<p>``
+  (float32) for every predictor p, then ``pred_mean`` (mean of the predictors' means), then
+  (when costed, see :mod:`pnas_core.cost`) the search network's exact ``params`` and ``mult_adds``;
 * *candidates* (the cells to train): cell, cell_id, num_blocks, parent (nullable), rank (0 = best or
-  first), score (nullable), and the scored table's prediction columns when it came from one.
+  first), then what picked it (null for enumerated or sampled cells): ``score`` (the value ranked),
+  ``spread`` (the prediction's spread), ``front`` (Pareto front, null unless picking by fronts),
+  ``params`` and ``mult_adds`` (null when the scored table had no cost), the selection's ``select_by``,
+  ``ucb_kappa``, ``max_params``, ``max_mult_adds``, ``pareto_cost`` (see
+  :mod:`pnas_core.selection`); and the scored table's prediction columns when it came from one.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
-from pnas_core.space import Space, cell_id, parse, tokens_to_texts, unique_rows
+from pnas_core.selection import Selection, pick
+from pnas_core.space import Space, canonical_tokens, cell_id, first_rows, parse, tokens_to_texts, unique_rows
 from pnas_core.tables import read_arrow
 
 if TYPE_CHECKING:
@@ -32,8 +38,26 @@ DEFAULT_SELECT_BY = "mean"
 
 Averaging three predictor families with different inductive biases (sequence model, bag of blocks,
 trees on one-hots) cancels part of each one's extrapolation error on the unseen, one block larger
-cells that are ranked (the case the search depends on, SPEC §4); no single family is best at every b
+cells that are ranked (the case the search depends on; docs/method.md, "Surrogate predictors"); no single family is best at every b
 (the paper found the RNN better on the fitted size and the MLP on b+1)."""
+
+COST_FIELDS = [pa.field("params", pa.int64()), pa.field("mult_adds", pa.int64())]
+SELECTION_FIELDS = [
+    pa.field("rank", pa.int32(), nullable=False),
+    pa.field("score", pa.float32()),
+    pa.field("spread", pa.float32()),
+    pa.field("front", pa.int32()),
+    *COST_FIELDS,
+    pa.field("select_by", pa.string()),
+    pa.field("ucb_kappa", pa.float32()),
+    pa.field("max_params", pa.int64()),
+    pa.field("max_mult_adds", pa.int64()),
+    pa.field("pareto_cost", pa.string()),
+]
+"""The candidates table's columns after the base ones: its order and what picked each cell."""
+
+CostColumns = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+"""Token rows of equal-size cells -> their ``params`` and ``mult_adds`` (:func:`pnas_core.cost.search_costs`)."""
 
 BASE_FIELDS = [
     pa.field("cell", pa.string(), nullable=False),
@@ -49,21 +73,15 @@ def prediction_fields(predictors: Sequence[str]) -> list[pa.Field]:
     return [*fields, pa.field("pred_mean", pa.float32())] if predictors else []
 
 
-def scored_schema(predictors: Sequence[str]) -> pa.Schema:
-    """Schema of a scored table for the given predictor names."""
-    return pa.schema(BASE_FIELDS + prediction_fields(predictors))
+def scored_schema(predictors: Sequence[str], costed: bool = False) -> pa.Schema:
+    """Schema of a scored table for the given predictor names, with the cost columns if ``costed``."""
+    cost = [f.with_nullable(False) for f in COST_FIELDS] if costed else []
+    return pa.schema(BASE_FIELDS + prediction_fields(predictors) + cost)
 
 
 def candidates_schema(predictors: Sequence[str] = ()) -> pa.Schema:
     """Schema of a candidates table, carrying the predictions of the given predictors."""
-    return pa.schema(
-        [
-            *BASE_FIELDS,
-            pa.field("rank", pa.int32(), nullable=False),
-            pa.field("score", pa.float32()),
-            *prediction_fields(predictors),
-        ]
-    )
+    return pa.schema([*BASE_FIELDS, *SELECTION_FIELDS, *prediction_fields(predictors)])
 
 
 def predictor_names(schema: pa.Schema) -> list[str]:
@@ -77,24 +95,26 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
         pq.write_table(table, tmp)
 
 
-def read_table(path: str | os.PathLike[str], what: str) -> pa.Table:
+def read_cell_table(path: str | os.PathLike[str], what: str) -> pa.Table:
     """Read a Parquet table, with errors naming the file and the expected content."""
     return read_arrow(path, what, [f.name for f in BASE_FIELDS])
 
 
+def _table(columns: Mapping[str, pa.Array | pa.ChunkedArray], n: int, schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` from ``columns``; every field not given is null."""
+    arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema]
+    return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema)
+
+
 def _candidates(texts: Sequence[str], num_blocks: int) -> pa.Table:
     n = len(texts)
-    return pa.Table.from_arrays(
-        [
-            pa.array(texts, pa.string()),
-            pa.array([cell_id(t) for t in texts], pa.string()),
-            pa.array(np.full(n, num_blocks, np.int32)),
-            pa.nulls(n, pa.string()),
-            pa.array(np.arange(n, dtype=np.int32)),
-            pa.nulls(n, pa.float32()),
-        ],
-        schema=candidates_schema(),
-    )
+    columns = {
+        "cell": pa.array(texts, pa.string()),
+        "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
+        "num_blocks": pa.array(np.full(n, num_blocks, np.int32)),
+        "rank": pa.array(np.arange(n, dtype=np.int32)),
+    }
+    return _table(columns, n, candidates_schema())
 
 
 def enumerate_level1(space: Space) -> pa.Table:
@@ -103,16 +123,28 @@ def enumerate_level1(space: Space) -> pa.Table:
 
 
 def sample_cells(space: Space, b: int, n: int, seed: int) -> pa.Table:
-    """``n`` distinct b-block cells drawn uniformly (the random-search baseline), rank = draw order."""
-    total = space.count_cells(b) if 1 <= b <= space.max_blocks else 0
-    if n < 1 or n > total:
-        raise PnasError(f"cannot draw {n} distinct {b}-block cells: the space has {total}")
-    rng = np.random.default_rng(seed)
-    drawn = np.empty((0, 4 * b), np.int8)
-    while len(drawn) < n:
-        more = space.sample_tokens(b, max(2 * (n - len(drawn)), 64), rng)
-        drawn = unique_rows(np.concatenate([drawn, more]))
-    return _candidates(tokens_to_texts(drawn[:n]), b)
+    """``n`` distinct b-block cells (the random-search baseline), rank = draw order.
+
+    Every distinct cell (up to block order) is equally likely: see :meth:`Space.sample_distinct`.
+    """
+    if not 1 <= b <= space.max_blocks or n < 1:
+        raise PnasError(f"cannot draw {n} distinct {b}-block cells from this space")
+    drawn = space.sample_distinct(b, n, np.random.default_rng(seed))
+    return _candidates(tokens_to_texts(drawn, canonical=True), b)
+
+
+def search_budget(space: Space, max_blocks: int, beam_size: int) -> int:
+    """Models the progressive search trains up to ``max_blocks`` blocks with beam width K: every
+    1-block cell, then at each further level b the top K children, or all of them when the space
+    holds fewer than K b-block cells (the random-search baseline gets the same budget)."""
+    if not 1 <= max_blocks <= space.max_blocks or beam_size < 1:
+        raise PnasError(
+            f"search budget needs 1 <= max_blocks <= {space.max_blocks} and beam_size >= 1, "
+            f"got {max_blocks} and {beam_size}"
+        )
+    return space.count_distinct(1) + sum(
+        space.cap_to_distinct(b, beam_size) for b in range(2, max_blocks + 1)
+    )
 
 
 def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
@@ -126,60 +158,77 @@ def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
     return unique_rows(np.stack([c.tokens() for c in cells]))
 
 
-def expand_and_score(parents: np.ndarray, predictors: dict[str, Predictor], space: Space) -> pa.Table:
-    """Every child of the (distinct, canonical) parents scored by every predictor: a scored table.
+def expand_and_score(
+    parents: np.ndarray, predictors: dict[str, Predictor], space: Space, costs: CostColumns | None = None
+) -> pa.Table:
+    """Every distinct child of the parents, scored by every predictor: a scored table, with the
+    children's ``params`` and ``mult_adds`` columns when ``costs`` is given.
 
-    Children of parent p are rows ``p·m ..`` in block-table order; texts are parent text + block text.
+    Children are canonicalised and deduplicated (also across parents), rows in order of first
+    appearance (parents in canonical, deduplicated order, blocks in block-table order). Each child is
+    scored on its canonical tokens, so its score does not depend on the parent that produced it;
+    children whose canonical form is parent + new block use the predictors' shared-prefix fast path
+    (:meth:`Predictor.predict_children`), the others are scored in full.
     """
     if not predictors:
         raise PnasError("no predictors to score with")
-    parents = unique_rows(np.asarray(parents, np.int8))
+    parents = unique_rows(canonical_tokens(np.asarray(parents, np.int8)))
     b = parents.shape[1] // 4
     if b + 1 > space.max_blocks:
         raise PnasError(f"cannot expand {b}-block cells: this space allows {space.max_blocks} blocks")
-    table = space.block_table(b + 1)
-    p, m = len(parents), len(table)
-    parent_texts = np.array(tokens_to_texts(parents), dtype=object)
-    block_texts = np.array(tokens_to_texts(table), dtype=object)
-    texts = np.repeat(parent_texts, m) + ";" + np.tile(block_texts, p)
+    children, parent_index, appended = space.canonical_children(parents)
+    keep = first_rows(children)
+    children, parent_index, appended = children[keep], parent_index[keep], appended[keep]
+    texts = np.array(tokens_to_texts(children, canonical=True), dtype=object)
+    parent_texts = np.array(tokens_to_texts(parents, canonical=True), dtype=object)
     columns = {
         "cell": pa.array(texts, pa.string()),
         "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
-        "num_blocks": pa.array(np.full(p * m, b + 1, np.int32)),
-        "parent": pa.array(np.repeat(parent_texts, m), pa.string()),
+        "num_blocks": pa.array(np.full(len(children), b + 1, np.int32)),
+        "parent": pa.array(parent_texts[parent_index], pa.string()),
     }
+    table = space.block_table(b + 1)
+    fast, full = keep[appended], np.flatnonzero(~appended)
     means = []
     for name, predictor in predictors.items():
-        mean, std = predictor.predict_children(parents, table)
-        columns[f"pred_{name}"] = pa.array(mean.astype(np.float32))
-        columns[f"std_{name}"] = pa.array(std.astype(np.float32))
-        means.append(mean.astype(np.float32))
+        mean, std = np.empty(len(children), np.float32), np.empty(len(children), np.float32)
+        grid_mean, grid_std = predictor.predict_children(parents, table)
+        mean[appended], std[appended] = grid_mean[fast], grid_std[fast]
+        if len(full):
+            mean[full], std[full] = predictor.predict(children[full])
+        columns[f"pred_{name}"] = pa.array(mean)
+        columns[f"std_{name}"] = pa.array(std)
+        means.append(mean)
     columns["pred_mean"] = pa.array(np.mean(means, axis=0, dtype=np.float32))
-    return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors)))
+    if costs is not None:
+        columns.update({name: pa.array(values) for name, values in costs(children).items()})
+    return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors), costs is not None))
 
 
-def select(scored: pa.Table, k: int, by: str = DEFAULT_SELECT_BY) -> pa.Table:
-    """Top ``min(k, #rows)`` cells by ``pred_<by>``, best first (ties: cell text), as candidates."""
-    if k < 1:
-        raise PnasError(f"--k must be at least 1, got {k}")
-    names = predictor_names(scored.schema)
-    if by != "mean" and by not in names:
-        raise PnasError(
-            f"cannot select by {by!r}: the scored table has {', '.join([*names, 'mean']) or 'no'} scores"
-        )
-    column = f"pred_{by}"
-    if column not in scored.schema.names:
-        raise PnasError(f"the scored table has no column {column!r}")
-    score = scored.column(column).to_numpy(zero_copy_only=False).astype(np.float32)
-    if len(score) == 0:
-        raise PnasError("the scored table is empty")
-    if not np.all(np.isfinite(score)):
-        raise PnasError(f"column {column!r} has missing or non-finite scores")
-    keys = pa.table({"score": score, "cell": scored.column("cell")})
-    order = pc.sort_indices(keys, sort_keys=[("score", "descending"), ("cell", "ascending")])[:k]
-    top = scored.take(order)
+def select(scored: pa.Table, k: int, selection: Selection | str = DEFAULT_SELECT_BY) -> pa.Table:
+    """The ``min(k, #rows within budget)`` cells a selection picks (by default the top K by
+    ``pred_mean``), best first, as candidates saying what picked them (see :mod:`pnas_core.selection`).
+
+    A plain string is ``Selection(by=...)``.
+    """
+    if isinstance(selection, str):
+        selection = Selection(by=selection)
+    picks = pick(scored, k, selection)
+    top = scored.take(pa.array(picks.rows))
+    n = top.num_rows
     columns = {name: top.column(name) for name in top.schema.names}
-    columns["rank"] = pa.array(np.arange(len(order), dtype=np.int32))
-    columns["score"] = top.column(column)
-    schema = candidates_schema(names)
-    return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)
+    columns |= {
+        "rank": pa.array(np.arange(n, dtype=np.int32)),
+        "score": pa.array(picks.score),
+        "spread": pa.array(picks.spread),
+        "front": pa.array(picks.front, mask=picks.front < 0),
+        "select_by": pa.array([selection.by] * n, pa.string()),
+    }
+    if selection.by == "ucb":
+        columns["ucb_kappa"] = pa.array(np.full(n, selection.kappa, np.float32))
+    for key, limit in (("max_params", selection.max_params), ("max_mult_adds", selection.max_mult_adds)):
+        if limit is not None:
+            columns[key] = pa.array(np.full(n, limit, np.int64))
+    if selection.pareto:
+        columns["pareto_cost"] = pa.array([selection.pareto_cost] * n, pa.string())
+    return _table(columns, n, candidates_schema(predictor_names(scored.schema)))

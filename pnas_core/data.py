@@ -16,7 +16,9 @@ Supported datasets (:data:`DATASETS`):
   stratified; test = the official 10,000 test images.
 - ``imagefolder``: ``<root>/train/<class>/*.png|jpg`` plus optional ``<root>/val/...`` and
   ``<root>/test/...`` with the same class folders; a missing val (test) split is split off the
-  training images by ``val_fraction`` (``test_fraction``), stratified. Images are read as RGB.
+  training images by ``val_fraction`` (``test_fraction``), stratified. Images are read as RGB, decoded
+  once (in parallel, at ``image_size``) into a cache that every later load memory-maps; class folders
+  without images are skipped with a warning (:mod:`pnas_core.imagefolder`).
 
 ``image_size`` resizes every split to a square size (bilinear); ``None`` keeps the native size.
 The :attr:`DataSplits.fingerprint` (name, shape, split sizes and a content hash of every array) goes
@@ -25,7 +27,6 @@ into every training record and cache key.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,15 @@ import torch
 import torch.nn.functional as F
 
 from pnas_core.errors import PnasError
+from pnas_core.imagefolder import IMAGE_SUFFIXES as IMAGE_SUFFIXES  # re-exported for model_io
+from pnas_core.imagefolder import load_imagefolder
+from pnas_core.splits import fingerprint_arrays as fingerprint_arrays  # re-exported
+from pnas_core.splits import stratified_split as stratified_split  # re-exported
 
 DATASETS = ("digits", "cifar10", "imagefolder")
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class DataSplits:
     allow_flip: bool
     fingerprint: str
     """``name-CxHxW-train/val/test-hash``: identifies the exact arrays the search sees."""
+    stats: tuple[list[float], list[float]] | None = None
+    """Precomputed (mean, std) per channel (image folders: computed once, in chunks, when cached)."""
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -72,22 +78,12 @@ class DataSplits:
 
     def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of the training images, in 0..255 units (float32, shape (C,))."""
+        if self.stats is not None:
+            return torch.tensor(self.stats[0]), torch.tensor(self.stats[1])
         x = self.train_x.to(torch.float64)
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1.0)
         return mean.to(torch.float32), std.to(torch.float32)
-
-
-def fingerprint_arrays(name: str, arrays: list[torch.Tensor]) -> str:
-    """``name-CxHxW-ntrain/nval/ntest-hash`` of (train_x, train_y, val_x, val_y, test_x, test_y)."""
-    h = hashlib.sha256()
-    for t in arrays:
-        arr = np.ascontiguousarray(t.cpu().numpy())
-        h.update(str((arr.dtype.str, arr.shape)).encode())
-        h.update(arr.tobytes())
-    c, hh, w = arrays[0].shape[1:]
-    sizes = "/".join(str(len(t)) for t in arrays[1::2])
-    return f"{name}-{c}x{hh}x{w}-{sizes}-{h.hexdigest()[:16]}"
 
 
 def load_dataset(
@@ -141,28 +137,16 @@ def _load(
         parts = (x[train], y[train], x[val], y[val], tx, ty)
         allow_flip, num_classes = True, 10
     else:
-        num_classes, parts = _imagefolder_arrays(root, image_size, val_fraction, test_fraction, split_seed)
-        allow_flip = True
+        folder = load_imagefolder(root, image_size, val_fraction, test_fraction, split_seed)
+        tensors = [torch.from_numpy(a) for a in folder.arrays]
+        stats = (folder.mean, folder.std)
+        return DataSplits(name, *tensors, len(folder.classes), True, folder.fingerprint, stats)
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in parts]
     if image_size is not None:
         for i in (0, 2, 4):
             tensors[i] = resize_uint8(tensors[i], image_size)
     fingerprint = fingerprint_arrays(name, tensors)
     return DataSplits(name, *tensors, num_classes=num_classes, allow_flip=allow_flip, fingerprint=fingerprint)
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(keep, held_out)`` with about ``fraction`` of each class held out, both sorted."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    try:
-        keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=y)
-    except ValueError as exc:
-        raise PnasError(
-            f"cannot split {len(y)} images into a stratified {fraction:g} fraction: {exc}"
-        ) from exc
-    return np.sort(keep), np.sort(held)
 
 
 def resize_uint8(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -216,70 +200,6 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(data) != len(labels) or (len(labels) and not 0 <= labels.min() <= labels.max() < 10):
         raise PnasError(f"corrupt CIFAR-10 batch file {path}: {len(data)} images but {len(labels)} labels")
     return data, labels
-
-
-def _imagefolder_arrays(
-    root: Path, image_size: int | None, val_fraction: float, test_fraction: float, split_seed: int
-) -> tuple[int, tuple[np.ndarray, ...]]:
-    train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise PnasError(
-            f"imagefolder dataset: {train_dir} not found (expected {root}/train/<class>/*.png|jpg)"
-        )
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-    if len(classes) < 2:
-        raise PnasError(f"imagefolder dataset: {train_dir} needs at least two class folders, found {classes}")
-    x, y = _read_image_split(train_dir, classes, image_size)
-    loaded = {}
-    for split in ("val", "test"):
-        if (root / split).is_dir():
-            loaded[split] = _read_image_split(root / split, classes, image_size)
-    if "test" not in loaded:
-        keep, held = stratified_split(y, test_fraction, split_seed)
-        loaded["test"] = (x[held], y[held])
-        x, y = x[keep], y[keep]
-    if "val" not in loaded:
-        keep, held = stratified_split(y, val_fraction, split_seed + 1)
-        loaded["val"] = (x[held], y[held])
-        x, y = x[keep], y[keep]
-    shapes = {a.shape[1:] for a in (x, loaded["val"][0], loaded["test"][0]) if len(a)}
-    if len(shapes) > 1:
-        raise PnasError(f"imagefolder dataset {root}: splits have different image sizes {sorted(shapes)}")
-    return len(classes), (x, y, *loaded["val"], *loaded["test"])
-
-
-def _read_image_split(
-    folder: Path, classes: list[str], image_size: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    extra = sorted(set(found) - set(classes))
-    if extra:
-        raise PnasError(f"imagefolder dataset: {folder} has class folders {extra} not in the train split")
-    images, labels = [], []
-    for label, cls in enumerate(classes):
-        for path in sorted((folder / cls).iterdir()) if (folder / cls).is_dir() else []:
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    if image_size is not None:
-                        im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                    arr = np.asarray(im, dtype=np.uint8)
-            except Exception as exc:
-                raise PnasError(f"imagefolder dataset: cannot read image {path}: {exc}") from exc
-            images.append(arr.transpose(2, 0, 1))
-            labels.append(label)
-    if not images:
-        raise PnasError(f"imagefolder dataset: no .png/.jpg images under {folder}")
-    sizes = {a.shape for a in images}
-    if len(sizes) > 1:
-        raise PnasError(
-            f"imagefolder dataset: images under {folder} differ in size {sorted(sizes)[:3]}; set image_size"
-        )
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- batch pipeline

@@ -1,14 +1,23 @@
 """Training device and CPU thread choice.
 
 ``auto`` picks CUDA when present, else CPU. With several visible GPUs (``CUDA_VISIBLE_DEVICES`` is
-respected, as torch numbers only the visible ones) it picks the one with the least memory in use, so
-parallel Snakemake jobs, which get no GPU ids, spread over the GPUs. Ties go to ``pid % n`` so that
-jobs starting at the same moment do not all pick GPU 0.
+respected, as torch numbers only the visible ones) a job with slot s takes the first GPU, from
+``s % n`` on, that no other pnas job on this machine holds (:func:`claim_gpu`: an advisory file lock
+held until the process exits), and GPU ``s % n`` when all are held. ``pnas train`` passes its shard
+index as the slot, so the shards of a level that start together land on GPUs 0, 1, ... in shard order,
+and a shard starting later takes a GPU its predecessor freed; no job reads memory use, so there is no
+race. All W workers of a shard share its GPU. Other jobs (final training) use slot 0. On SLURM each job
+sees only the GPU it was given.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import tempfile
+from pathlib import Path
+from typing import IO
 
 import torch
 
@@ -18,8 +27,9 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 THREADS_ENV = "PNAS_THREADS"
 
 
-def pick_device(request: str = "auto") -> torch.device:
-    """The torch device for ``request`` (``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``)."""
+def pick_device(request: str = "auto", slot: int = 0) -> torch.device:
+    """The torch device for ``request`` (``auto``, ``cpu``, ``cuda`` or ``cuda:<i>``); with several
+    visible GPUs ``auto`` and ``cuda`` claim one for ``slot`` (see the module docstring)."""
     if request == "cpu":
         return torch.device("cpu")
     if request.startswith("cuda:"):
@@ -35,26 +45,35 @@ def pick_device(request: str = "auto") -> torch.device:
         if request == "cuda":
             raise PnasError("device 'cuda' requested but CUDA is not available")
         return torch.device("cpu")
-    return torch.device("cuda", least_used_gpu())
-
-
-def least_used_gpu() -> int:
-    """Index (among visible GPUs) of the GPU with the least memory in use."""
     n = torch.cuda.device_count()
     if n == 1:
-        return 0
-    used = [_memory_used(i) for i in range(n)]
-    low = min(used)
-    ties = [i for i, u in enumerate(used) if u == low]
-    return ties[os.getpid() % len(ties)]
+        return torch.device("cuda", 0)
+    names = [str(getattr(torch.cuda.get_device_properties(i), "uuid", i)) for i in range(n)]
+    return torch.device("cuda", claim_gpu(slot, names))
 
 
-def _memory_used(index: int) -> int:
-    try:
-        return int(torch.cuda.device_memory_used(index))  # NVML: no CUDA context on other GPUs
-    except Exception:
-        free, total = torch.cuda.mem_get_info(index)
-        return int(total - free)
+_HELD: list[IO[str]] = []
+"""Lock files of the GPUs this process claimed, open until it exits."""
+
+
+def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
+    """Index of the GPU (one ``names`` entry each, unique per physical GPU) for a job with ``slot``:
+    the first of ``slot % n``, ``slot % n + 1``, ... whose lock no other process holds, now held by
+    this one until it exits; ``slot % n`` when all are held."""
+    folder = lock_dir or Path(tempfile.gettempdir()) / f"pnas-gpus-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(names)
+    for k in range(n):
+        index = (slot + k) % n
+        fh = open(folder / f"{re.sub(r'[^A-Za-z0-9-]', '_', names[index])}.lock", "a")  # open while we live
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            continue
+        _HELD.append(fh)
+        return index
+    return slot % n
 
 
 def resolve_threads(threads: int | None = None) -> int:

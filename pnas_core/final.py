@@ -1,6 +1,6 @@
 """The final network: the searched cell stacked deep, trained on train+validation, scored once on test.
 
-:class:`FinalSettings` holds every knob; its defaults are the paper's CIFAR-10 final training (SPEC §2:
+:class:`FinalSettings` holds every knob; its defaults are the paper's CIFAR-10 final training (docs/method.md, "The final network":
 PNASNet-5 with N=3, F=48, 600 epochs, drop path, auxiliary head with loss weight 0.4; the network
 layout with the reduction as the first cell of a stack gives the paper's 3.2M parameters). Where the
 paper is silent the values follow NASNet's CIFAR setup (batch 32, lr 0.025 with cosine decay, weight
@@ -16,7 +16,6 @@ checkpoint is deleted once every output is written.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -24,22 +23,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from pnas_core import __version__
 from pnas_core.atomic import atomic_path, write_json, write_text
-from pnas_core.data import (
-    DATASETS,
-    DatasetSettings,
-    DataSplits,
-    augment_batch,
-    crop_padding,
-    cutout_batch,
-    normalize,
-)
+from pnas_core.complexity import count_mult_adds, count_params
+from pnas_core.data import DATASETS, DatasetSettings, DataSplits
+from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
+from pnas_core.figures.style import figure_style, new_figure, save_figure
+from pnas_core.imagefolder import class_folders
+from pnas_core.loop import (
+    LR_SCHEDULES,
+    DeviceSplit,
+    EpochPlan,
+    accuracy,
+    augmentation,
+    make_optimizer,
+    run_epoch,
+    seed_run,
+)
+from pnas_core.model_io import save_model
+from pnas_core.network import NetworkSettings, PNASNetwork, build_network
 from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell
+from pnas_core.train import candidate_seed
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -53,7 +62,6 @@ OUTPUT_FILES = (
     "curve.pdf",
 )
 """What :func:`run_final` writes into its output folder (plus ``curve.csv``, the plotted numbers)."""
-LR_SCHEDULES = ("cosine", "constant")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 LogFn = Callable[[str], None]
@@ -136,10 +144,8 @@ class FinalSettings(DatasetSettings):
         """All fields as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
-    def network_settings(self, data: DataSplits) -> Any:
+    def network_settings(self, data: DataSplits) -> NetworkSettings:
         """The :class:`pnas_core.network.NetworkSettings` of the final network for ``data``."""
-        from pnas_core.network import NetworkSettings
-
         return NetworkSettings(
             num_classes=data.num_classes,
             in_channels=data.image_shape[0],
@@ -163,18 +169,11 @@ def class_names(settings: FinalSettings, data: DataSplits) -> list[str]:
     if settings.dataset == "cifar10":
         return list(CIFAR10_CLASSES)
     if settings.dataset == "imagefolder":
-        train_dir = Path("data" if settings.data_root is None else settings.data_root) / "train"
-        return sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+        return class_folders(Path("data" if settings.data_root is None else settings.data_root) / "train")
     return [str(i) for i in range(data.num_classes)]
 
 
 # --------------------------------------------------------------------------- training
-
-
-def _lr_at(settings: FinalSettings, step: int, total_steps: int) -> float:
-    if settings.lr_schedule == "constant":
-        return settings.lr
-    return settings.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
 @dataclass
@@ -186,25 +185,72 @@ class _State:
     seconds: float
 
 
-def _checkpoint_key(cell: Cell, settings: FinalSettings, fingerprint: str) -> dict[str, Any]:
+@dataclass
+class FinalRun:
+    """A final training run, built and ready to train: network, optimizer, generator, data, plan."""
+
+    cell: Cell
+    settings: FinalSettings
+    data: DataSplits
+    device: torch.device
+    net_settings: NetworkSettings
+    model: PNASNetwork
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    split: DeviceSplit
+    """Train + validation images on the device: what the final network trains on."""
+    plan: EpochPlan
+
+
+def build_final(cell: Cell, settings: FinalSettings) -> FinalRun:
+    """Load the data and build the network, optimizer and generator of a fresh (epoch 0) run."""
+    data = settings.load_data()
+    device = pick_device(settings.device)
+    gen = seed_run(candidate_seed(settings.seed, cell.id), device)
+    net_settings = settings.network_settings(data)
+    model = build_network(cell, net_settings).to(device, memory_format=torch.channels_last)
+    opt = make_optimizer(model, "sgd", settings.lr, settings.momentum, settings.weight_decay)
+    mean, std = (t.to(device) for t in data.channel_stats())
+    x = torch.cat([data.train_x, data.val_x]).to(device)
+    y = torch.cat([data.train_y, data.val_y]).to(device)
+    batch_size = min(settings.batch_size, len(y))
+    padding, flip = augmentation(data.image_shape, data.allow_flip, settings.augment)
+    plan = EpochPlan(
+        batch_size=batch_size,
+        steps=len(y) // batch_size,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        lr_schedule=settings.lr_schedule,
+        padding=padding,
+        flip=flip,
+        cutout=settings.cutout,
+        label_smoothing=settings.label_smoothing,
+        grad_clip=settings.grad_clip,
+        aux_weight=settings.aux_weight,
+        drop_path_ramp=settings.drop_path_ramp,
+    )
+    split = DeviceSplit(x, y, mean, std)
+    return FinalRun(cell, settings, data, device, net_settings, model, opt, gen, split, plan)
+
+
+def _checkpoint_key(run: FinalRun) -> dict[str, Any]:
     volatile = {"data_root", "download", "device", "checkpoint_every"}
-    fields = {k: v for k, v in settings.to_dict().items() if k not in volatile}
-    return {"cell": cell.text, "settings": fields, "dataset": fingerprint, "format": CHECKPOINT_FORMAT}
+    fields = {k: v for k, v in run.settings.to_dict().items() if k not in volatile}
+    return {
+        "cell": run.cell.text,
+        "settings": fields,
+        "dataset": run.data.fingerprint,
+        "format": CHECKPOINT_FORMAT,
+    }
 
 
-def _save_checkpoint(
-    path: Path,
-    key: dict[str, Any],
-    model: torch.nn.Module,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    state: _State,
-) -> None:
+def save_checkpoint(path: Path, run: FinalRun, state: _State) -> None:
+    """Write the run's model, optimizer, RNG states and progress to ``path`` atomically."""
     payload = {
-        "key": key,
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "generator": gen.get_state(),
+        "key": _checkpoint_key(run),
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "generator": run.gen.get_state(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "epoch": state.epoch,
@@ -215,32 +261,110 @@ def _save_checkpoint(
         torch.save(payload, tmp)
 
 
-def _load_checkpoint(
-    path: Path,
-    key: dict[str, Any],
-    model: torch.nn.Module,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    log: LogFn,
-) -> _State | None:
-    """Restore a matching checkpoint into model, optimizer and generator; None when absent or stale."""
+def resume(path: Path, run: FinalRun, log: LogFn) -> _State:
+    """Restore a checkpoint written for the same cell, settings and dataset into ``run``; a fresh
+    state (epoch 0) when it is absent, unreadable or stale."""
     if not path.is_file():
-        return None
+        return _State(0, [], 0.0)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         log(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); starting from epoch 0")
-        return None
-    if not isinstance(payload, dict) or payload.get("key") != key:
+        return _State(0, [], 0.0)
+    if not isinstance(payload, dict) or payload.get("key") != _checkpoint_key(run):
         log(f"checkpoint {path} is for another cell, settings or dataset; starting from epoch 0")
-        return None
-    model.load_state_dict(payload["model"])
-    opt.load_state_dict(payload["optimizer"])
-    gen.set_state(payload["generator"])
+        return _State(0, [], 0.0)
+    run.model.load_state_dict(payload["model"])
+    run.opt.load_state_dict(payload["optimizer"])
+    run.gen.set_state(payload["generator"])
     torch.set_rng_state(payload["torch_rng"])
     if payload["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["cuda_rng"])
-    return _State(int(payload["epoch"]), list(payload["curve"]), float(payload["seconds"]))
+    state = _State(int(payload["epoch"]), list(payload["curve"]), float(payload["seconds"]))
+    log(f"resumed from checkpoint {path} at epoch {state.epoch}/{run.settings.epochs}")
+    return state
+
+
+def fit(run: FinalRun, state: _State, checkpoint: Path, log: LogFn) -> None:
+    """Train from ``state.epoch`` to the last epoch, appending to ``state.curve`` and checkpointing
+    every ``checkpoint_every`` epochs. A diverged epoch (:func:`pnas_core.loop.is_diverged`) raises
+    :class:`PnasError`."""
+    settings, plan = run.settings, run.plan
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
+        start = time.perf_counter()
+        result = run_epoch(run.model, run.opt, run.split, run.gen, plan, epoch)
+        if result.diverged:
+            raise PnasError(f"final training diverged: training loss {result.loss} in epoch {epoch}")
+        seconds = time.perf_counter() - start
+        state.seconds += seconds
+        row = {
+            "epoch": epoch,
+            "loss": result.loss,
+            "train_acc": result.train_acc,
+            "lr": plan.lr_at((epoch - 1) * plan.steps),
+            "seconds": seconds,
+        }
+        state.curve.append(row)
+        state.epoch = epoch
+        log(
+            f"epoch {epoch}/{settings.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
+            f"lr {row['lr']:.5f} {seconds:.1f}s"
+        )
+        if epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
+            save_checkpoint(checkpoint, run, state)
+    run.model.drop_path_scale = 1.0
+
+
+def evaluate_test(run: FinalRun, state: _State) -> dict[str, Any]:
+    """Score the trained network once on the test split; its metrics (see ``metrics.json``)."""
+    data, model = run.data, run.model
+    test = DeviceSplit(data.test_x.to(run.device), data.test_y.to(run.device), run.split.mean, run.split.std)
+    test_acc, finite = accuracy(model, test)
+    if not finite:
+        raise PnasError("final training diverged: non-finite logits on the test split")
+    aux_params = count_params(model.aux_head) if model.aux_head is not None else 0
+    return {
+        "cell": run.cell.text,
+        "test_acc": test_acc,
+        "test_error": 1.0 - test_acc,
+        "params": count_params(model) - aux_params,
+        "params_with_aux": count_params(model),
+        "mult_adds": count_mult_adds(model, data.image_shape),
+        "train_seconds": state.seconds,
+        "epochs": state.epoch,
+        "train_images": len(run.split.y),
+        "test_images": len(data.test_y),
+        "final_train_loss": state.curve[-1]["loss"],
+        "final_train_acc": state.curve[-1]["train_acc"],
+        "device": str(run.device),
+        "dataset": data.fingerprint,
+        "pnas_version": __version__,
+    }
+
+
+def write_outputs(out: Path, run: FinalRun, state: _State, metrics: dict[str, Any]) -> None:
+    """Write every file of :data:`OUTPUT_FILES` into ``out``; ``metrics.json`` last."""
+    settings = run.settings
+    info = {
+        "cell": run.cell.text,
+        "network": dataclasses.asdict(run.net_settings),
+        "settings": settings.to_dict(),
+        "classes": class_names(settings, run.data),
+        "mean": run.split.mean.cpu().tolist(),
+        "std": run.split.std.cpu().tolist(),
+        "input_shape": list(run.data.image_shape),
+        "metrics": metrics,
+    }
+    save_model(out / "model.pt", run.model, info)
+    write_text(out / "cell.txt", run.cell.text + "\n")
+    write_json(out / "settings.json", settings.to_dict())
+    title = (
+        f"Final network: {run.cell.text}\nN={settings.cells_per_stack}, F={settings.filters}, "
+        f"{metrics['params']:,} parameters, {state.epoch} epochs; test accuracy {metrics['test_acc']:.4f} "
+        f"on {metrics['test_images']} images"
+    )
+    _write_curve(out, state.curve, title)
+    write_json(out / "metrics.json", metrics)
 
 
 def run_final(
@@ -254,150 +378,29 @@ def run_final(
     Resumes from ``out_dir/checkpoint.pt`` when it was written for the same cell, settings and
     dataset. Returns the metrics (also in ``metrics.json``). A diverged training raises PnasError.
     """
-    from pnas_core import __version__
-    from pnas_core.complexity import count_mult_adds, count_params
-    from pnas_core.devices import pick_device
-    from pnas_core.model_io import save_model
-    from pnas_core.network import build_network
-    from pnas_core.train import candidate_seed, evaluate
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = settings.load_data()
-    device = pick_device(settings.device)
-    cuda = device.type == "cuda"
-    seed = candidate_seed(settings.seed, cell.id)
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    net_settings = settings.network_settings(data)
-    model = build_network(cell, net_settings).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
-    )
-
-    x = torch.cat([data.train_x, data.val_x]).to(device)
-    y = torch.cat([data.train_y, data.val_y]).to(device)
-    mean, std = (t.to(device) for t in data.channel_stats())
-    n = len(y)
-    batch_size = min(settings.batch_size, n)
-    steps = n // batch_size
-    total_steps = steps * settings.epochs
-    padding = crop_padding(min(data.image_shape[1:])) if settings.augment else 0
-    flip = settings.augment and data.allow_flip
-
-    ckpt_path = out / CHECKPOINT
-    key = _checkpoint_key(cell, settings, data.fingerprint)
-    state = _load_checkpoint(ckpt_path, key, model, opt, gen, log) or _State(0, [], 0.0)
-    if state.epoch:
-        log(f"resumed from checkpoint {ckpt_path} at epoch {state.epoch}/{settings.epochs}")
+    checkpoint = out / CHECKPOINT
+    run = build_final(cell, settings)
+    state = resume(checkpoint, run, log)
+    plan = run.plan
     log(
-        f"cell {cell.text}: {count_params(model):,} parameters, {n} training images "
-        f"(train+val), batch {batch_size}, {steps} steps/epoch, device {device}"
+        f"cell {cell.text}: {count_params(run.model):,} parameters, {len(run.split.y)} training images "
+        f"(train+val), batch {plan.batch_size}, {plan.steps} steps/epoch, device {run.device}"
     )
-    for epoch in range(state.epoch + 1, settings.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=gen, device=device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for i in range(steps):
-            step = (epoch - 1) * steps + i
-            lr = _lr_at(settings, step, total_steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            model.drop_path_scale = step / total_steps if settings.drop_path_ramp else 1.0
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            xb = normalize(augment_batch(x[idx], gen, padding, flip), mean, std)
-            xb = cutout_batch(xb, gen, settings.cutout).contiguous(memory_format=torch.channels_last)
-            yb = y[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits, aux = model.forward_with_aux(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=settings.label_smoothing)
-            if aux is not None:
-                aux_loss = F.cross_entropy(aux.float(), yb, label_smoothing=settings.label_smoothing)
-                loss = loss + settings.aux_weight * aux_loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            opt.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (logits.detach().argmax(1) == yb).sum()
-        mean_loss = loss_sum.item() / (steps * batch_size)
-        if not math.isfinite(mean_loss):
-            raise PnasError(f"final training diverged: training loss {mean_loss} in epoch {epoch}")
-        seconds = time.perf_counter() - start
-        state.seconds += seconds
-        row = {
-            "epoch": epoch,
-            "loss": mean_loss,
-            "train_acc": correct.item() / (steps * batch_size),
-            "lr": _lr_at(settings, (epoch - 1) * steps, total_steps),
-            "seconds": seconds,
-        }
-        state.curve.append(row)
-        state.epoch = epoch
-        log(
-            f"epoch {epoch}/{settings.epochs} loss {row['loss']:.4f} train_acc {row['train_acc']:.4f} "
-            f"lr {row['lr']:.5f} {seconds:.1f}s"
-        )
-        if epoch % settings.checkpoint_every == 0 and epoch < settings.epochs:
-            _save_checkpoint(ckpt_path, key, model, opt, gen, state)
-
-    model.drop_path_scale = 1.0
-    test_acc, finite = evaluate(model, data.test_x.to(device), data.test_y.to(device), mean, std)
-    if not finite:
-        raise PnasError("final training diverged: non-finite logits on the test split")
-    model.eval()
-    aux_params = count_params(model.aux_head) if model.aux_head is not None else 0
-    metrics = {
-        "cell": cell.text,
-        "test_acc": test_acc,
-        "test_error": 1.0 - test_acc,
-        "params": count_params(model) - aux_params,
-        "params_with_aux": count_params(model),
-        "mult_adds": count_mult_adds(model, data.image_shape),
-        "train_seconds": state.seconds,
-        "epochs": state.epoch,
-        "train_images": n,
-        "test_images": len(data.test_y),
-        "final_train_loss": state.curve[-1]["loss"],
-        "final_train_acc": state.curve[-1]["train_acc"],
-        "device": str(device),
-        "dataset": data.fingerprint,
-        "pnas_version": __version__,
-    }
-    info = {
-        "cell": cell.text,
-        "network": dataclasses.asdict(net_settings),
-        "settings": settings.to_dict(),
-        "classes": class_names(settings, data),
-        "mean": mean.cpu().tolist(),
-        "std": std.cpu().tolist(),
-        "input_shape": list(data.image_shape),
-        "metrics": metrics,
-    }
-    save_model(out / "model.pt", model, info)
-    write_text(out / "cell.txt", cell.text + "\n")
-    write_json(out / "settings.json", settings.to_dict())
-    title = (
-        f"Final network: {cell.text}\nN={settings.cells_per_stack}, F={settings.filters}, "
-        f"{metrics['params']:,} parameters, {state.epoch} epochs; test accuracy {test_acc:.4f} "
-        f"on {len(data.test_y)} images"
+    fit(run, state, checkpoint, log)
+    metrics = evaluate_test(run, state)
+    write_outputs(out, run, state, metrics)
+    checkpoint.unlink(missing_ok=True)
+    log(
+        f"test accuracy {metrics['test_acc']:.4f} ({metrics['test_images']} images), "
+        f"{state.seconds:.0f}s training -> {out}"
     )
-    _write_curve(out, state.curve, title)
-    write_json(out / "metrics.json", metrics)
-    ckpt_path.unlink(missing_ok=True)
-    log(f"test accuracy {test_acc:.4f} ({len(data.test_y)} images), {state.seconds:.0f}s training -> {out}")
     return metrics
 
 
 def _write_curve(out: Path, curve: list[dict[str, Any]], title: str) -> None:
     """``curve.parquet`` and the figure ``curve.png``/``.pdf``/``.csv`` (loss, train accuracy, lr)."""
-    import pandas as pd
-
-    from pnas_core.figures.style import figure_style, new_figure, save_figure
-
     df = pd.DataFrame(curve, columns=["epoch", "loss", "train_acc", "lr", "seconds"])
     with atomic_path(out / "curve.parquet") as tmp:
         df.to_parquet(tmp, index=False)

@@ -5,7 +5,8 @@
 (the training settings), ``classes`` (names in label order), ``mean``/``std`` (per-channel
 normalisation in 0..255 units), ``input_shape`` (C, H, W), ``metrics`` and ``pnas_version``.
 :func:`load_model` rebuilds the network from the stored cell and settings and refuses a file whose
-weights do not fit it. :func:`predict_files` and :func:`export_torchscript` use a loaded model.
+weights do not fit it. :func:`predict_files`, :func:`export_torchscript` and :func:`export_onnx` use a
+loaded model.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
+from pnas_core import __version__
 from pnas_core.atomic import atomic_path
+from pnas_core.data import IMAGE_SUFFIXES, normalize, resize_uint8
 from pnas_core.errors import PnasError
+from pnas_core.network import NetworkSettings, build_network
+from pnas_core.space import parse
 
 MODEL_FILE = "model.pt"
 MODEL_FORMAT = "pnas-model-1"
 REQUIRED_KEYS = ("state_dict", "cell", "network", "settings", "classes", "mean", "std", "input_shape")
 EXPORT_TOLERANCE = 1e-5
+ONNX_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,6 @@ class ModelInfo:
 def save_model(path: str | os.PathLike[str], model: torch.nn.Module, info: dict[str, Any]) -> None:
     """Write ``model``'s weights (moved to CPU, contiguous) with ``info`` (the keys of the module
     docstring) to ``path`` atomically."""
-    from pnas_core import __version__
-
     state = {
         k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()
     }
@@ -83,9 +89,6 @@ def load_model(
     Raises PnasError naming the file when it is not a pnas model, its cell text does not parse, its
     settings are invalid, or its weights (keys or shapes) differ from the network they build.
     """
-    from pnas_core.network import NetworkSettings, build_network
-    from pnas_core.space import parse
-
     f = model_file(dir_or_file)
     try:
         payload = torch.load(f, map_location="cpu", weights_only=True)
@@ -163,8 +166,6 @@ def _state_mismatch(reference: dict[str, torch.Tensor], state: dict[str, torch.T
 
 def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
     """Image files (.png/.jpg/.jpeg) given directly or found (recursively, sorted) in folders."""
-    from pnas_core.data import IMAGE_SUFFIXES
-
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
@@ -180,11 +181,6 @@ def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
 
 def read_images(files: list[Path], info: ModelInfo) -> torch.Tensor:
     """The images as one uint8 batch (N, C, H, W) in the model's channels and size (bilinear resize)."""
-    import numpy as np
-    from PIL import Image
-
-    from pnas_core.data import resize_uint8
-
     c, h, w = info.input_shape
     mode = {1: "L", 3: "RGB"}.get(c)
     if mode is None:
@@ -204,8 +200,6 @@ def read_images(files: list[Path], info: ModelInfo) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: torch.nn.Module, info: ModelInfo, images: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, classes) of uint8 images (N, C, H, W) normalised like training."""
-    from pnas_core.data import normalize
-
     device = next(model.parameters()).device
     mean = torch.tensor(info.mean, device=device)
     std = torch.tensor(info.std, device=device)
@@ -244,4 +238,44 @@ def export_torchscript(model: torch.nn.Module, info: ModelInfo, out: str | os.Pa
         raise PnasError(
             f"TorchScript export {out} differs from the model by {diff:.3g} (> {EXPORT_TOLERANCE})"
         )
+    return diff
+
+
+def export_onnx(model: torch.nn.Module, info: ModelInfo, out: str | os.PathLike[str]) -> float:
+    """Export ``model`` (eval, CPU, float32) to ONNX at ``out`` atomically with torch's exporter
+    (``torch.export``), one input ``images`` (normalised, (N, C, H, W), any N) and one output
+    ``logits``. Runs the saved file in onnxruntime on a seeded random batch of another batch size than
+    the export's; returns the largest absolute difference to the model (PnasError above
+    :data:`ONNX_TOLERANCE`). Needs the ``onnx`` extra (``pip install -e '.[onnx]'``)."""
+    try:
+        import onnxruntime
+        import onnxscript  # noqa: F401 (torch's exporter needs it)
+    except ImportError as exc:
+        raise PnasError(
+            f"ONNX export needs onnx, onnxscript and onnxruntime ({exc}): pip install -e '.[onnx]'"
+        ) from exc
+    model = model.to("cpu").eval()
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn((2, *info.input_shape), generator=gen)
+    check = torch.randn((5, *info.input_shape), generator=gen)
+    with torch.no_grad(), atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own notes on decompositions
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
+        )
+        if program is None:
+            raise PnasError("torch.onnx.export returned no program")
+        program.save(str(tmp), external_data=False)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"images": check.numpy()})
+    with torch.no_grad():
+        diff = float((torch.from_numpy(logits) - model(check)).abs().max())
+    if not diff <= ONNX_TOLERANCE:
+        raise PnasError(f"ONNX export {out} differs from the model by {diff:.3g} (> {ONNX_TOLERANCE})")
     return diff

@@ -1,9 +1,9 @@
-"""From a cell to a PyTorch network (SPEC §2), structured as timm's released PNASNet-5.
+"""From a cell to a PyTorch network, structured as timm's released PNASNet-5.
 
-Layout. ``stem="cifar"``: a 3x3 conv (stride 1) + BN, then ``num_reductions + 1`` stacks of
+See docs/method.md, "From cell to network". Layout. ``stem="cifar"``: a 3x3 conv (stride 1) + BN, then ``num_reductions + 1`` stacks of
 ``cells_per_stack`` (N) cells with a reduction cell between stacks (3N+2 cells for two reductions,
-SPEC §2). ``stem="imagenet"``: a 3x3 conv at stride 2 without padding + BN, two stem reduction
-cells with F/4 and F/2 filters (the first reads the raw stem conv output as H^{c-2}), then the
+the paper's search layout). ``stem="imagenet"``: a 3x3 conv at stride 2 without padding + BN, two stem
+reduction cells with F/4 and F/2 filters (the first reads the raw stem conv output as H^{c-2}), then the
 stacks. With ``reduction_in_stack=True`` the first cell of each later stack is the reduction cell
 instead of an extra one (3N cells), as in the released PNASNet-5 Large (N=4) and Mobile (N=3).
 Filters double at each reduction; a cell of B blocks outputs B·filters channels (all blocks are
@@ -35,7 +35,7 @@ from pnas_core.ops import (
     drop_path,
     make_op,
 )
-from pnas_core.space import PNASNET5, Block, Cell
+from pnas_core.space import PNASNET5_PAPER_ORDER, Block, Cell, WrittenCell
 
 STEMS = ("cifar", "imagenet")
 AUX_HIDDEN = (128, 768)
@@ -43,7 +43,7 @@ AUX_HIDDEN = (128, 768)
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """Everything but the cell that defines a network (SPEC §2). Invalid values raise PnasError.
+    """Everything but the cell that defines a network (docs/method.md, "From cell to network"). Invalid values raise PnasError.
 
     ``stem_filters=None`` means 3·F for the CIFAR stem (as NASNet) and 96 for the ImageNet stem
     (as PNASNet-5 Large).
@@ -151,7 +151,7 @@ class PNASCell(nn.Module):
 
     def __init__(
         self,
-        cell: Cell,
+        cell: Cell | WrittenCell,
         c_prev_prev: int,
         c_prev: int,
         plan: CellPlan,
@@ -196,7 +196,7 @@ class SkippedCell(nn.Module):
         return s1
 
 
-def live_cells(cell: Cell, num_cells: int, aux_index: int = -1) -> set[int]:
+def live_cells(cell: Cell | WrittenCell, num_cells: int, aux_index: int = -1) -> set[int]:
     """Indices of the cells whose output reaches the classifier (or the auxiliary head)."""
     read = {i for b in cell.blocks for i in (b.in1, b.in2)}
     live: set[int] = set()
@@ -241,7 +241,7 @@ class PNASNetwork(nn.Module):
     can ramp it from 0 to 1 over training as NASNet does.
     """
 
-    def __init__(self, cell: Cell, settings: NetworkSettings):
+    def __init__(self, cell: Cell | WrittenCell, settings: NetworkSettings):
         super().__init__()
         self.cell_text = cell.text
         self.settings = settings
@@ -296,9 +296,10 @@ class PNASNetwork(nn.Module):
         return self._run(x, self.training and self.aux_head is not None)
 
 
-def build_network(cell: Cell, settings: NetworkSettings) -> PNASNetwork:
-    """The network of ``cell`` under ``settings`` (float32 on the default device, in training mode)."""
-    if not isinstance(cell, Cell):
+def build_network(cell: Cell | WrittenCell, settings: NetworkSettings) -> PNASNetwork:
+    """The network of ``cell`` under ``settings`` (float32 on the default device, in training mode); a
+    :class:`~pnas_core.space.WrittenCell` keeps its blocks (and their output channels) in written order."""
+    if not isinstance(cell, (Cell, WrittenCell)):
         raise PnasError(f"build_network needs a Cell, got {type(cell).__name__} (parse cell text first)")
     return PNASNetwork(cell, settings)
 
@@ -306,7 +307,7 @@ def build_network(cell: Cell, settings: NetworkSettings) -> PNASNetwork:
 PRESETS: dict[str, tuple[str, NetworkSettings]] = {
     # timm's pnasnet5large: 86,057,668 parameters.
     "pnasnet5_large": (
-        PNASNET5,
+        PNASNET5_PAPER_ORDER,
         NetworkSettings(
             num_classes=1000,
             cells_per_stack=4,
@@ -318,7 +319,7 @@ PRESETS: dict[str, tuple[str, NetworkSettings]] = {
     ),
     # TF-slim's mobile_imagenet_config: 9 cells, F=54, stem 32 filters (stem_multiplier 1).
     "pnasnet5_mobile": (
-        PNASNET5,
+        PNASNET5_PAPER_ORDER,
         NetworkSettings(
             num_classes=1000,
             cells_per_stack=3,
@@ -328,13 +329,14 @@ PRESETS: dict[str, tuple[str, NetworkSettings]] = {
             reduction_in_stack=True,
         ),
     ),
-    # The paper's CIFAR-10 model: N=3, F=48, CIFAR layout of SPEC §2 (stem 3F).
+    # The paper's CIFAR-10 model: N=3, F=48, CIFAR layout (stem 3F).
     "pnasnet5_cifar": (
-        PNASNET5,
+        PNASNET5_PAPER_ORDER,
         NetworkSettings(num_classes=10, cells_per_stack=3, filters=48, reduction_in_stack=True),
     ),
 }
-"""Architecture-only presets (no drop path, dropout or aux head: a trainer adds those)."""
+"""Architecture-only presets (no drop path, dropout or aux head: a trainer adds those), PNASNet-5 with its
+blocks in the released models' order so that their weights load as they are."""
 
 
 def build_preset(name: str, num_classes: int | None = None) -> PNASNetwork:
@@ -344,7 +346,7 @@ def build_preset(name: str, num_classes: int | None = None) -> PNASNetwork:
     text, settings = PRESETS[name]
     if num_classes is not None:
         settings = replace(settings, num_classes=num_classes)
-    return build_network(Cell.parse(text), settings)
+    return build_network(WrittenCell.parse(text), settings)
 
 
 def pnasnet5_large(num_classes: int = 1000) -> PNASNetwork:

@@ -1,4 +1,4 @@
-"""The cell operations of SPEC §1 as PyTorch modules, built as in NASNet / timm's PNASNet-5.
+"""The cell operations of docs/method.md ("The search space") as PyTorch modules, built as in NASNet / timm's PNASNet-5.
 
 Every op maps ``c_in`` to ``c_out`` channels and divides the spatial size by ``stride`` (rounding
 up: all paddings are symmetric, ``k // 2`` for odd kernels), so any map of 1x1 or more works.
@@ -129,7 +129,7 @@ class FactorizedReduction(nn.Module):
 
 
 def make_op(op: int, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
-    """The module for op id ``op`` (SPEC §1 table) mapping ``c_in`` to ``c_out`` channels at ``stride``.
+    """The module for op id ``op`` (the table in docs/method.md, "The search space") mapping ``c_in`` to ``c_out`` channels at ``stride``.
 
     Identity at stride 1 with equal channels is ``nn.Identity``; at stride 2 (or a channel change)
     it is ReLU-1x1 conv-BN, as in timm's PNASNet-5 reduction cells.

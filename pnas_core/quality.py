@@ -1,5 +1,6 @@
-"""Predictor quality (SPEC §4, §5): Spearman rho on held-out b-block cells and on (b+1)-block cells,
-and the paper's Algorithm 2 (fit on K random b-block cells, T times)."""
+"""Predictor quality (docs/method.md, "Predictor quality and Algorithm 2"): Spearman rho on held-out
+b-block cells and on (b+1)-block cells, and the paper's Algorithm 2 (T times, fit on K random cells of
+each size 1..b, as the search's predictor at level b has seen every size up to b)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pnas_core.errors import PnasError
+from pnas_core.stats import spearman
 from pnas_core.surrogate import SurrogateSettings, fit_data, make_predictor
 
 QUALITY_SCHEMA = pa.schema(
@@ -24,17 +26,10 @@ QUALITY_SCHEMA = pa.schema(
         pa.field("n_eval", pa.int32(), nullable=False),
     ]
 )
-"""One row per (predictor or "mean", repeat, split); split is "heldout" or "train" (cells of size b)
-or "next" (cells of size b+1). ``rho`` is NaN where fewer than 2 cells or constant predictions."""
-
-
-def spearman(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Spearman rank correlation; NaN when undefined."""
-    from scipy.stats import spearmanr
-
-    if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(truth) == 0:
-        return float("nan")
-    return float(spearmanr(pred, truth).statistic)
+"""One row per (predictor or "mean", repeat, split); split is "train" (the fitted b-block cells),
+"heldout" (b-block cells not fitted) or "next" (cells of size b+1). ``n_train`` counts the fitted
+cells of every size 1..b. ``rho`` is NaN where :func:`pnas_core.stats.spearman` is (fewer than 3
+cells, or constant)."""
 
 
 def _fit_and_rank(
@@ -77,15 +72,16 @@ def _fit_and_rank(
     return rows
 
 
-def _by_size(records: pd.DataFrame, b: int, min_cells: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _by_size(records: pd.DataFrame, b: int, min_cells: int) -> dict[int, pd.DataFrame]:
+    """The ok cells of each size 1..b+1 (one row per cell), checked to hold ``min_cells`` of size b."""
     data = fit_data(records)
-    now, nxt = data[data["num_blocks"] == b], data[data["num_blocks"] == b + 1]
-    if len(now) < min_cells:
-        raise PnasError(f"need at least {min_cells} ok records with {b} blocks, got {len(now)}")
-    return now.reset_index(drop=True), nxt.reset_index(drop=True)
+    sizes = {j: data[data["num_blocks"] == j].reset_index(drop=True) for j in range(1, b + 2)}
+    if len(sizes[b]) < min_cells:
+        raise PnasError(f"need at least {min_cells} ok records with {b} blocks, got {len(sizes[b])}")
+    return sizes
 
 
-def evaluate(
+def heldout_quality(
     records: pd.DataFrame,
     b: int,
     predictors: Sequence[str],
@@ -94,17 +90,20 @@ def evaluate(
     seed: int = 0,
     holdout: float = 0.2,
 ) -> pd.DataFrame:
-    """Fit on a random (1 - holdout) share of the b-block cells (at most ``train_size``); report rho on
-    the held-out b-block cells ("heldout") and on all (b+1)-block cells ("next")."""
+    """Fit on a random (1 - holdout) share of the b-block cells (at most ``train_size``) and every
+    smaller cell; report rho on the held-out b-block cells ("heldout") and on all (b+1)-block cells
+    ("next")."""
     if not 0 < holdout < 1:
         raise PnasError(f"holdout must be in (0, 1), got {holdout}")
-    now, nxt = _by_size(records, b, 5)
+    sizes = _by_size(records, b, 5)
+    now = sizes[b]
     perm = np.random.default_rng(seed).permutation(len(now))
     n_test = max(2, round(holdout * len(now)))
     test, train = now.iloc[perm[:n_test]], now.iloc[perm[n_test:]]
     if train_size is not None:
         train = train.iloc[: _check_size(train_size, len(train))]
-    rows = _fit_and_rank(train, {"heldout": test, "next": nxt}, predictors, settings, b, 0)
+    fitted = pd.concat([*(sizes[j] for j in range(1, b)), train])
+    rows = _fit_and_rank(fitted, {"heldout": test, "next": sizes[b + 1]}, predictors, settings, b, 0)
     return _frame(rows)
 
 
@@ -117,25 +116,33 @@ def algorithm2(
     repeats: int,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Paper's Algorithm 2: T times, fit on K random b-block cells (seed + t for the predictors too),
-    rho on those fitted cells ("train") and on the (b+1)-block cells ("next")."""
+    """The paper's Algorithm 2: T times, fit on K random cells of each size 1..b (all of a size with
+    fewer than K, the b-block ones included; seed + t for the predictors too), then rho on the fitted b-block cells ("train"),
+    on the b-block cells not fitted ("heldout") and on the (b+1)-block cells ("next")."""
     if repeats < 1:
         raise PnasError(f"--repeats must be at least 1, got {repeats}")
-    now, nxt = _by_size(records, b, 2)
-    k = _check_size(train_size, len(now))
+    sizes = _by_size(records, b, 2)
+    k = _check_size(train_size, len(sizes[b]))
     rng = np.random.default_rng(seed)
     rows = []
     for t in range(repeats):
-        train = now.iloc[np.sort(rng.choice(len(now), size=k, replace=False))]
+        picks = {
+            j: rng.choice(len(sizes[j]), size=min(k, len(sizes[j])), replace=False) for j in range(1, b + 1)
+        }
+        fitted = pd.concat([sizes[j].iloc[np.sort(picks[j])] for j in range(1, b + 1)])
+        now = sizes[b].iloc[np.sort(picks[b])]
+        heldout = sizes[b].drop(index=picks[b])
         s = dataclasses.replace(settings, seed=settings.seed + t)
-        rows += _fit_and_rank(train, {"train": train, "next": nxt}, predictors, s, b, t)
+        evals = {"train": now, "heldout": heldout, "next": sizes[b + 1]}
+        rows += _fit_and_rank(fitted, evals, predictors, s, b, t)
     return _frame(rows)
 
 
 def _check_size(train_size: int, available: int) -> int:
-    if not 2 <= train_size <= available:
-        raise PnasError(f"--train-size must be in 2..{available} (cells available), got {train_size}")
-    return train_size
+    """K: ``train_size``, or every available cell when there are fewer."""
+    if train_size < 2:
+        raise PnasError(f"--train-size must be at least 2, got {train_size}")
+    return min(train_size, available)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

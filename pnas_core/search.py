@@ -23,8 +23,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from pnas_core import beam
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.errors import PnasError
+from pnas_core.selection import Selection
 from pnas_core.space import Space
 from pnas_core.summary import best_row, join_levels
 from pnas_core.surrogate import Predictor, SurrogateSettings, fit_data
@@ -150,19 +151,22 @@ def run_search(
     evaluator: Evaluator,
     beam_size: int,
     predictors: Sequence[str] = ("rnn", "mlp", "xgb"),
-    select_by: str = beam.DEFAULT_SELECT_BY,
+    selection: Selection | str = beam.DEFAULT_SELECT_BY,
     surrogate: SurrogateSettings | None = None,
-    select_options: Mapping[str, Any] | None = None,
+    costs: beam.CostColumns | None = None,
     fit: FitFn = fit_predictors,
     log: Callable[[str], None] | None = None,
 ) -> SearchResult:
     """PNAS over ``space`` (B = ``space.max_blocks`` levels) with beam ``beam_size``, as the workflow
     runs it: every 1-block cell, then per level the predictors fit on all records so far, every child
-    of the previous level's candidates scored, the top K by ``select_by`` evaluated.
+    of the previous level's candidates scored, K of them picked by ``selection`` (a
+    :class:`~pnas_core.selection.Selection` or a score name, see :func:`pnas_core.beam.select`) and
+    evaluated.
 
     ``surrogate`` defaults to the built-in settings with ``max_blocks`` = B and seed 0 (the workflow
-    writes ``{**surrogate, max_blocks: B, seed: seed}``); ``select_options`` are passed on to
-    :func:`pnas_core.beam.select`.
+    writes ``{**surrogate, max_blocks: B, seed: seed}``); ``costs`` (e.g.
+    :func:`pnas_core.cost.search_costs`) adds the children's params and mult-adds, which cost budgets
+    and Pareto picks need.
     """
     if beam_size < 1:
         raise PnasError(f"beam size must be at least 1, got {beam_size}")
@@ -172,8 +176,8 @@ def run_search(
     for b in range(2, space.max_blocks + 1):
         fitted = fit(fit_data(pd.concat([rec for _, rec in levels], ignore_index=True)), predictors, settings)
         parents = beam.parent_tokens(levels[-1][0], space)
-        scored = evaluator.restrict(beam.expand_and_score(parents, fitted, space))
-        candidates = beam.select(scored, beam_size, select_by, **(select_options or {}))
+        scored = evaluator.restrict(beam.expand_and_score(parents, fitted, space, costs))
+        candidates = beam.select(scored, beam_size, selection)
         levels.append((candidates, evaluator.evaluate(candidates.column("cell").to_pylist())))
         if log is not None:
             log(f"level {b}: {scored.num_rows} children scored, {candidates.num_rows} evaluated")

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from pnas_core.errors import PnasError
 
 T = TypeVar("T")
@@ -107,8 +109,6 @@ def read_mapping(path: str | os.PathLike[str], what: str) -> Any:
     text = p.read_text()
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

@@ -6,8 +6,8 @@ training seed drawn per cell and search seed; every strategy of a seed sees the 
 comparison is paired). Strategies (:data:`STRATEGIES`, extensible):
 
 * ``pnas[:BY[:P1+P2..]]``: the progressive search (:func:`pnas_core.search.run_search`) selecting by
-  ``BY`` (``mean`` by default, or one predictor) with predictors ``P1+P2..`` (default: rnn+mlp+xgb
-  for ``mean``, else ``BY`` alone); predictors are seeded with the search seed.
+  ``BY`` (``mean`` by default, ``ucb`` or one predictor) with predictors ``P1+P2..`` (default:
+  rnn+mlp+xgb for ``mean`` and ``ucb``, else ``BY`` alone); predictors are seeded with the search seed.
 * ``random``: distinct B-block cells drawn uniformly, as the workflow's random-search baseline
   (``random_search.blocks: null``).
 
@@ -94,12 +94,13 @@ def _pnas(args: list[str], ctx: Context) -> list[str]:
     if len(args) > 2:
         raise PnasError(f"strategy pnas takes at most BY and PREDICTORS, got {':'.join(args)!r}")
     by = args[0] if args else "mean"
-    predictors = args[1].split("+") if len(args) > 1 else (list(PREDICTORS) if by == "mean" else [by])
+    pooled = by in ("mean", "ucb")
+    predictors = args[1].split("+") if len(args) > 1 else (list(PREDICTORS) if pooled else [by])
     unknown = [p for p in predictors if p not in PREDICTORS]
-    if unknown or len(set(predictors)) != len(predictors) or (by != "mean" and by not in predictors):
+    if unknown or len(set(predictors)) != len(predictors) or (not pooled and by not in predictors):
         raise PnasError(
             f"strategy pnas:{':'.join(args)}: predictors must be distinct names of {', '.join(PREDICTORS)} "
-            f"and include the one selected by"
+            f"and include the one it selects by"
         )
     settings = dataclasses.replace(ctx.surrogate, max_blocks=ctx.table.max_blocks, seed=ctx.seed)
     result = run_search(ctx.table.space, ctx.evaluator, ctx.beam_size, predictors, by, settings, fit=ctx.fit)

@@ -1,4 +1,5 @@
-"""The PNAS cell search space (SPEC §1): ops, blocks, cells, canonical form, counts and expansion.
+"""The PNAS cell search space (docs/method.md, "The search space" to "Counts"): ops, blocks, cells,
+canonical form up to block order, counts and expansion.
 
 Needs only numpy, so the CLI and every workflow job import it fast.
 
@@ -12,8 +13,10 @@ smallest sequence, each block's halves in canonical order ``(in1, op1) <= (in2, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,9 +43,14 @@ MAX_BLOCKS = 5
 TOKEN_DTYPE = np.int8
 
 PNASNET5 = "0:sep3x3,1:identity;0:sep5x5,0:max3x3;1:sep3x3,1:sep5x5;1:sep7x7,1:max3x3;1:max3x3,4:sep3x3"
-"""Canonical text of PNASNet-5, the paper's best cell. In the paper's block order it reads
-``0:sep5x5,0:max3x3;1:sep7x7,1:max3x3;1:sep3x3,1:sep5x5;1:max3x3,4:sep3x3;0:sep3x3,1:identity``;
-that block reads only the cell inputs, so it comes first here."""
+"""Canonical text of PNASNet-5, the paper's best cell. In the paper's block order
+(:data:`PNASNET5_PAPER_ORDER`) its input-only block ``0:sep3x3,1:identity`` comes last."""
+
+PNASNET5_PAPER_ORDER = (
+    "0:sep5x5,0:max3x3;1:sep7x7,1:max3x3;1:sep3x3,1:sep5x5;1:max3x3,4:sep3x3;0:sep3x3,1:identity"
+)
+"""PNASNet-5 with its blocks in the paper's (and the released models') order: the same network as
+:data:`PNASNET5` with the blocks' output channels concatenated in another order."""
 
 
 class CellSyntaxError(PnasError, ValueError):
@@ -116,7 +124,7 @@ class Cell:
 
     @cached_property
     def text(self) -> str:
-        """The canonical text (SPEC §1, blocks in canonical order)."""
+        """The canonical text (docs/method.md, "Cells up to block order")."""
         return ";".join(block.text for block in self.blocks)
 
     @property
@@ -170,9 +178,8 @@ def _parse_half(half: str, b: int, raw: str) -> tuple[int, int]:
     return int(inp_text), OP_IDS[op_text]
 
 
-def parse(text: str) -> Cell:
-    """Parse ``IN1:OP1,IN2:OP2;...`` (blocks in any valid order, halves in any order) into its
-    canonical :class:`Cell`. Raises :class:`CellSyntaxError` naming the offending block."""
+def _written_tokens(text: str) -> list[int]:
+    """Tokens ``in1, in2, op1, op2`` per block of valid cell text, blocks and halves as written."""
     if not isinstance(text, str) or not text.strip():
         raise CellSyntaxError("empty cell text")
     raw_blocks = text.strip().split(";")
@@ -186,7 +193,46 @@ def parse(text: str) -> Cell:
         (in1, op1), (in2, op2) = (_parse_half(h, b, raw) for h in halves)
         _check_block(Block(in1, op1, in2, op2), b, raw)
         tokens += [in1, in2, op1, op2]
+    return tokens
+
+
+def parse(text: str) -> Cell:
+    """Parse ``IN1:OP1,IN2:OP2;...`` (blocks in any valid order, halves in any order) into its
+    canonical :class:`Cell`. Raises :class:`CellSyntaxError` naming the offending block."""
+    tokens = _written_tokens(text)
     return Cell._canonical(canonical_tokens(np.array([tokens], TOKEN_DTYPE))[0])
+
+
+@dataclass(frozen=True)
+class WrittenCell:
+    """A cell with its blocks in the order they are written (halves canonical), for the network builder.
+
+    It builds the same network as its canonical :class:`Cell` except for the order of the blocks'
+    channels in the cell output; the presets use it so that their weights line up with the released
+    models, which list PNASNet-5's blocks in the paper's order (:data:`PNASNET5_PAPER_ORDER`).
+    """
+
+    blocks: tuple[Block, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> WrittenCell:
+        """The blocks of valid cell text in the written order; errors as :func:`parse`."""
+        t = _written_tokens(text)
+        return cls(tuple(Block.make(t[i], t[i + 2], t[i + 1], t[i + 3]) for i in range(0, len(t), 4)))
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def cell(self) -> Cell:
+        """The canonical cell."""
+        return Cell.from_tokens([x for bl in self.blocks for x in (bl.in1, bl.in2, bl.op1, bl.op2)])
+
+    @property
+    def text(self) -> str:
+        """The canonical text (the cell's identity; the written order only shapes the channel order)."""
+        return self.cell.text
 
 
 def format_cell(cell: Cell) -> str:
@@ -326,6 +372,29 @@ def _brute_codes(tokens: np.ndarray) -> np.ndarray:
     return out
 
 
+def _insertion(parents: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each block of ``table`` goes in the canonical form of each canonical parent + block.
+
+    Returns ``(position (P, m), tie (P, m))``: without a tie, the canonical child is the parent with
+    the block inserted at ``position`` (the first position at or after the blocks it reads whose
+    parent block has a larger code; the parent's own order stays, since relabelling the later
+    references by one keeps every comparison). Where the block's code equals a parent block's it
+    could pass, or the parent itself has equal ready blocks, ``tie`` is set and the exact form must
+    come from :func:`canonical_tokens`.
+    """
+    b = parents.shape[1] // 4
+    p_codes, p_tie = _greedy_codes(parents)
+    t_in1, t_in2, t_op1, t_op2 = (a[:, 0] for a in _split_tokens(table.astype(np.int16)))
+    x_codes = _block_codes(t_in1, t_in2, t_op1, t_op2)  # (m,)
+    ready = np.maximum(np.maximum(t_in1, t_in2) - 1, 0)  # first position the block may take
+    allowed = np.arange(b)[None, :] >= ready[:, None]  # (m, b)
+    before = allowed[None] & (x_codes[None, :, None] < p_codes[:, None, :])  # (P, m, b)
+    position = np.where(before.any(axis=2), before.argmax(axis=2), b)
+    equal = allowed[None] & (x_codes[None, :, None] == p_codes[:, None, :])
+    tie = (equal & (np.arange(b)[None, None, :] < position[..., None])).any(axis=2) | p_tie[:, None]
+    return position, tie
+
+
 def canonical_tokens(tokens: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
     """Canonical form of every row of a token array (n, 4·b) of valid cells, vectorised.
 
@@ -356,12 +425,6 @@ def orbit_sizes(tokens: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
         distinct = (keys[:, 1:] != keys[:, :-1]) & (keys[:, 1:] >= 0)
         out[start : start + _BRUTE_CHUNK] = distinct.sum(axis=1) + (keys[:, 0] >= 0)
     return out
-
-
-def is_canonical(tokens: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
-    """Boolean mask of the rows that are already in canonical form."""
-    tokens = check_tokens(tokens)
-    return (canonical_tokens(tokens) == tokens).all(axis=1)
 
 
 # --------------------------------------------------------------------------- the space
@@ -415,12 +478,50 @@ class Space:
         n = self.halves_per_block(b)
         return n * (n + 1) // 2
 
-    def count_cells(self, b: int) -> int:
-        """Distinct cells of exactly b blocks (Python int, exact)."""
+    def count_sequences(self, b: int) -> int:
+        """Block sequences of exactly b blocks, halves in canonical order (Python int, exact): the
+        paper's count; several sequences can be one cell (see :meth:`count_distinct`)."""
         total = 1
         for j in range(1, b + 1):
             total *= self.blocks_per_position(j)
         return total
+
+    def count_distinct(self, b: int) -> int:
+        """Distinct b-block cells up to block order (exact), by enumerating the canonical cells level
+        by level: a canonical cell's first b-1 blocks are canonical, so each level extends the
+        canonical cells of the level below by every block and keeps the fixed points.
+
+        Raises :class:`PnasError` when that would canonicalise more than ``ENUMERATION_LIMIT``
+        sequences (8 ops: b ≤ 3); :meth:`estimate_distinct` estimates the rest.
+        """
+        if not 1 <= b <= self.max_blocks:
+            raise PnasError(f"cannot count {b}-block cells in a space of at most {self.max_blocks} blocks")
+        work, count = 0, self.blocks_per_position(1)
+        for j in range(2, b + 1):
+            work += count * self.blocks_per_position(j)
+            if work > ENUMERATION_LIMIT:
+                raise PnasError(
+                    f"counting the distinct {b}-block cells exactly over {len(self.ops)} ops would "
+                    f"canonicalise over {ENUMERATION_LIMIT:,} sequences; use estimate_distinct"
+                )
+            count = _count_canonical(self.ops, j)
+        return count
+
+    def cap_to_distinct(self, b: int, n: int) -> int:
+        """``min(n, number of distinct b-block cells)``, exact; it enumerates only when the lower bound
+        ``count_sequences(b) / b!`` (a cell has at most b! orders) is below ``n``."""
+        if self.count_sequences(b) // math.factorial(b) >= n:
+            return n
+        return min(n, self.count_distinct(b))
+
+    def estimate_distinct(self, b: int, samples: int, seed: int = 0) -> tuple[float, float]:
+        """Estimate and standard error of the number of distinct b-block cells: with sequences drawn
+        uniformly, #distinct = #sequences · E[1 / |orbit|] (each cell's orbit sums to one)."""
+        if samples < 2:
+            raise PnasError(f"need at least 2 samples, got {samples}")
+        weights = 1.0 / orbit_sizes(self.sample_tokens(b, samples, np.random.default_rng(seed)))
+        total = self.count_sequences(b)
+        return total * float(weights.mean()), total * float(weights.std(ddof=1)) / math.sqrt(samples)
 
     def block_table(self, b: int) -> np.ndarray:
         """All canonical blocks at position b as an int8 array (m, 4) of (in1, in2, op1, op2),
@@ -495,10 +596,9 @@ class Space:
         followed by the new block, unchanged. Children that are one cell have equal rows, also across parents
         (deduplicate with :func:`unique_rows`).
 
-        Fast path: for a canonical parent without ties, the canonical child is the parent with the
-        new block inserted before the first parent block (at or after the blocks it reads) whose
-        code is larger, the later blocks' references shifted by one; rows where the codes tie, and
-        children of parents with tied blocks, go through :func:`canonical_tokens`.
+        Fast path (:func:`_insertion`): the canonical child is the parent with the new block
+        inserted, later references shifted by one; rows with ties go through
+        :func:`canonical_tokens`.
         """
         parents = unique_rows(canonical_tokens(np.asarray(parents, dtype=TOKEN_DTYPE)))
         b = parents.shape[1] // 4
@@ -506,16 +606,8 @@ class Space:
             raise PnasError(f"cannot expand {b}-block cells: this space allows {self.max_blocks} blocks")
         table = self.block_table(b + 1)
         p, m = len(parents), len(table)
-        p_codes, p_tie = _greedy_codes(parents)
-        t_in1, t_in2, t_op1, t_op2 = _split_tokens(table.reshape(m, 4).astype(np.int16))
-        x_codes = _block_codes(t_in1, t_in2, t_op1, t_op2)[:, 0]  # (m,)
-        ready = np.maximum(np.maximum(t_in1, t_in2)[:, 0] - 1, 0)  # first position the block may take
-        allowed = np.arange(b)[None, :] >= ready[:, None]  # (m, b)
-        before = allowed[None] & (x_codes[None, :, None] < p_codes[:, None, :])  # (P, m, b)
-        position = np.where(before.any(axis=2), before.argmax(axis=2), b).ravel()  # (P·m,)
-        equal = allowed[None] & (x_codes[None, :, None] == p_codes[:, None, :])
-        tie = (equal & (np.arange(b)[None, None, :] < position.reshape(p, m)[..., None])).any(axis=2)
-        tie = (tie | p_tie[:, None]).ravel()
+        position, tie = _insertion(parents, table)
+        position, tie = position.ravel(), tie.ravel()
 
         children = np.empty((p * m, 4 * (b + 1)), dtype=TOKEN_DTYPE)
         parent_rows = np.repeat(parents, m, axis=0)
@@ -545,7 +637,75 @@ class Space:
             out[:, 4 * (j - 1) : 4 * j] = table[rng.integers(0, len(table), size=n)]
         return out
 
+    def sample_distinct(self, b: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` distinct canonical b-block cells (tokens), each distinct cell equally likely.
 
+        Rejection sampling: a sequence drawn uniformly is kept with probability 1 / |orbit|, so every
+        cell is drawn with probability 1 / #sequences per try whatever its number of block orders;
+        repeats are dropped, first draw kept. Raises if the space has fewer than ``n`` cells.
+        """
+        if n > self.cap_to_distinct(b, n):
+            raise PnasError(
+                f"cannot draw {n} distinct {b}-block cells: the space has {self.count_distinct(b)}"
+            )
+        drawn = np.empty((0, 4 * b), TOKEN_DTYPE)
+        while len(drawn) < n:
+            seqs = self.sample_tokens(b, max(4 * (n - len(drawn)), 64), rng)
+            keep = rng.random(len(seqs)) * orbit_sizes(seqs) < 1.0
+            drawn = unique_rows(np.concatenate([drawn, canonical_tokens(seqs[keep])]))
+        return drawn[:n]
+
+
+ENUMERATION_LIMIT = 50_000_000
+"""Most sequences :meth:`Space.count_distinct` canonicalises (a few seconds on one core)."""
+_COUNT_CHUNK = 2_000_000
+
+
+def _canonical_level(ops: tuple[int, ...], b: int) -> np.ndarray:
+    """All canonical b-block cells over ``ops`` (tokens), from those of b - 1 blocks."""
+    key = (ops, b)
+    if key not in _LEVEL_CACHE:
+        if b == 1:
+            level = _block_table(ops, 1)
+        else:
+            parents, table = _canonical_level(ops, b - 1), _block_table(ops, b)
+            rows = []
+            for chunk in _parent_chunks(parents, len(table)):
+                keep = _canonical_appends(chunk, table)
+                p_idx, t_idx = np.nonzero(keep)
+                rows.append(np.concatenate([chunk[p_idx], table[t_idx]], axis=1))
+            level = np.concatenate(rows)
+        _LEVEL_CACHE[key] = level
+    return _LEVEL_CACHE[key]
+
+
+@functools.cache
+def _count_canonical(ops: tuple[int, ...], b: int) -> int:
+    """Number of canonical b-block cells (b ≥ 2); the last level is counted, not stored."""
+    if (ops, b) in _LEVEL_CACHE:
+        return len(_LEVEL_CACHE[(ops, b)])
+    parents, table = _canonical_level(ops, b - 1), _block_table(ops, b)
+    return sum(int(_canonical_appends(chunk, table).sum()) for chunk in _parent_chunks(parents, len(table)))
+
+
+def _parent_chunks(parents: np.ndarray, m: int) -> Iterable[np.ndarray]:
+    step = max(1, _COUNT_CHUNK // m)
+    return (parents[i : i + step] for i in range(0, len(parents), step))
+
+
+def _canonical_appends(parents: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Mask (P, m): whether canonical parent + block is itself canonical."""
+    b = parents.shape[1] // 4
+    position, tie = _insertion(parents, table)
+    keep = (position == b) & ~tie
+    p_idx, t_idx = np.nonzero(tie)
+    if len(p_idx):
+        seqs = np.concatenate([parents[p_idx], table[t_idx]], axis=1)
+        keep[p_idx, t_idx] = (canonical_tokens(seqs) == seqs).all(axis=1)
+    return keep
+
+
+_LEVEL_CACHE: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
 _TABLE_CACHE: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
 
 
@@ -564,14 +724,19 @@ def _block_table(ops: tuple[int, ...], b: int) -> np.ndarray:
     return _TABLE_CACHE[key]
 
 
-def unique_rows(tokens: np.ndarray) -> np.ndarray:
-    """Distinct rows of a token array, first occurrence kept, order preserved."""
+def first_rows(tokens: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row, ascending."""
     tokens = np.ascontiguousarray(tokens)
     if len(tokens) == 0:
-        return tokens
+        return np.arange(0)
     view = tokens.view(np.dtype((np.void, tokens.dtype.itemsize * tokens.shape[1]))).ravel()
     _, first = np.unique(view, return_index=True)
-    return tokens[np.sort(first)]
+    return np.sort(first)
+
+
+def unique_rows(tokens: np.ndarray) -> np.ndarray:
+    """Distinct rows of a token array, first occurrence kept, order preserved."""
+    return np.ascontiguousarray(tokens)[first_rows(tokens)]
 
 
 # --------------------------------------------------------------------------- tokens

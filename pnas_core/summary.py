@@ -10,11 +10,13 @@ import pandas as pd
 
 from pnas_core.atomic import atomic_path, write_text
 from pnas_core.errors import PnasError
+from pnas_core.selection import Selection
 from pnas_core.tables import read_frame
 
 
 def summarize(candidates: Sequence[str | Path], trained: Sequence[str | Path]) -> pd.DataFrame:
-    """Join each level's candidates (rank, parent, predictions) with its training records.
+    """Join each level's candidates (rank, parent, predictions, and what picked them: score, spread,
+    Pareto front, the selection and its budgets) with its training records.
 
     Rows are ordered by level, then rank: the order in which the search trained them, so
     ``models_trained`` (1-based) is the x axis of the paper's efficiency plots.
@@ -47,12 +49,30 @@ def join_levels(
         rec = rec.drop(
             columns=[c for c in ("cell_id", "num_blocks") if c in cand.columns and c in rec.columns]
         )
+        # the cost the selection saw is the cost training measured: the record's columns are kept
+        cand = cand.drop(
+            columns=[c for c in ("params", "mult_adds") if c in cand.columns and c in rec.columns]
+        )
         merged = cand.merge(rec, on="cell", how="left", validate="one_to_one")
         merged.insert(0, "level", level)
         frames.append(merged.sort_values("rank", kind="stable"))
     summary = pd.concat(frames, ignore_index=True)
     summary.insert(1, "models_trained", range(1, len(summary) + 1))
     return summary
+
+
+def selection_note(summary: pd.DataFrame) -> str:
+    """One line per level >= 2 saying how its cells were picked (empty when no level was selected)."""
+    if "select_by" not in summary.columns:
+        return ""
+    lines = []
+    for level, part in summary.dropna(subset=["select_by"]).groupby("level", sort=True):
+        selection = Selection.from_mapping(part.iloc[0].to_dict())
+        line = f"level {level}: {len(part)} cells by {selection.describe()}"
+        if selection.pareto:
+            line += f" ({int((part['front'] == 0).sum())} of {len(part)} from the first front)"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def best_row(summary: pd.DataFrame) -> pd.Series:

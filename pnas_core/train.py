@@ -20,7 +20,6 @@ import dataclasses
 import gc
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -29,34 +28,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from pnas_core.data import (
-    DATASETS,
-    DatasetSettings,
-    DataSplits,
-    augment_batch,
-    crop_padding,
-    normalize,
-)
+from pnas_core.complexity import count_mult_adds, count_params
+from pnas_core.data import DATASETS, DatasetSettings, DataSplits
 from pnas_core.devices import DEVICE_CHOICES, pick_device
 from pnas_core.errors import PnasError
+from pnas_core.loop import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    DeviceSplit,
+    EpochPlan,
+    accuracy,
+    augmentation,
+    make_optimizer,
+    run_epoch,
+    seed_run,
+)
+from pnas_core.network import NetworkSettings, PNASNetwork, build_network
 from pnas_core.settings_io import check_bounds, check_choice, check_types, from_file, from_mapping
 from pnas_core.space import Cell, parse
 
 TRAIN_CODE_VERSION = 3
 """Bumped whenever training semantics change; part of :meth:`TrainSettings.settings_hash`."""
 
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("cosine", "constant")
-DIVERGED_LOSS = 100.0
-"""An epoch whose mean training loss is above this (or not finite) counts as diverged."""
-EVAL_BATCH = 1000
-
-NOT_HASHED = frozenset({"data_root", "download", "device", "seed"})
-"""Fields that do not enter the settings hash: paths and device choice do not define the experiment
-(the dataset fingerprint and the record's ``device`` column cover them) and the seed is its own part
-of the cache key."""
+NOT_HASHED = frozenset({"data_root", "download", "device", "workers", "seed"})
+"""Fields that do not enter the settings hash: paths, device choice and how many candidates train at
+once do not define the experiment (the dataset fingerprint and the record's ``device`` column cover
+them) and the seed is its own part of the cache key."""
 
 EpochCallback = Callable[[int, int, float, float], None]
 """``(epoch, epochs, mean train loss, train accuracy)`` after each epoch."""
@@ -85,6 +83,8 @@ class TrainSettings(DatasetSettings):
         eval_every: validation accuracy is measured after every ``eval_every`` epochs and after the
             last one (the record's learning curve, ``val_curve``); 1 evaluates after each epoch.
         device: ``auto`` (CUDA if present), ``cpu``, ``cuda`` or ``cuda:<i>``.
+        workers: candidates of a shard trained at once on its device (``pnas train --workers``,
+            :mod:`pnas_core.shard`); does not change any result.
         seed: global seed; each candidate trains with ``candidate_seed(seed, cell_id)``.
     """
 
@@ -103,6 +103,7 @@ class TrainSettings(DatasetSettings):
     augment: bool = True
     eval_every: int = 1
     device: str = "auto"
+    workers: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,7 +114,7 @@ class TrainSettings(DatasetSettings):
         check_bounds(
             self,
             "train",
-            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every"),
+            at_least_one=("cells_per_stack", "filters", "epochs", "batch_size", "eval_every", "workers"),
             non_negative=("num_reductions", "weight_decay", "momentum", "label_smoothing"),
             positive=("lr",),
             positive_or_null=("grad_clip",),
@@ -156,24 +157,22 @@ def candidate_seed(seed: int, cell_id: str) -> int:
 
 @dataclass
 class _DeviceData:
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
+    train: DeviceSplit
+    val: DeviceSplit
 
 
 _ON_DEVICE: dict[tuple[str, str], _DeviceData] = {}
 
 
 def _device_data(data: DataSplits, device: torch.device) -> _DeviceData:
+    """The train and validation splits on ``device``, kept for the next candidate on the same data."""
     key = (data.fingerprint, str(device))
     if key not in _ON_DEVICE:
         _ON_DEVICE.clear()
-        mean, std = data.channel_stats()
+        mean, std = (t.to(device) for t in data.channel_stats())
         _ON_DEVICE[key] = _DeviceData(
-            *(t.to(device) for t in (data.train_x, data.train_y, data.val_x, data.val_y, mean, std))
+            DeviceSplit(data.train_x.to(device), data.train_y.to(device), mean, std),
+            DeviceSplit(data.val_x.to(device), data.val_y.to(device), mean, std),
         )
     return _ON_DEVICE[key]
 
@@ -186,9 +185,9 @@ def train_candidate(
 ) -> dict[str, Any]:
     """Train ``cell`` under ``settings`` and return its record (see :mod:`pnas_core.records`).
 
-    A non-finite or exploding training loss gives ``status="diverged"``; a CUDA out-of-memory error
-    is retried once at half the batch size, then gives ``status="failed"``. ``data`` defaults to
-    ``settings.load_data()``.
+    A diverged training loss (:func:`pnas_core.loop.is_diverged`) or non-finite validation logits
+    give ``status="diverged"``; a CUDA out-of-memory error is retried once at half the batch size,
+    then gives ``status="failed"``. ``data`` defaults to ``settings.load_data()``.
     """
     cell = parse(cell) if isinstance(cell, str) else cell
     data = settings.load_data() if data is None else data
@@ -245,10 +244,8 @@ def _record(
     return row
 
 
-def build_model(cell: Cell, settings: TrainSettings, data: DataSplits) -> torch.nn.Module:
+def build_model(cell: Cell, settings: TrainSettings, data: DataSplits) -> PNASNetwork:
     """The search network for ``cell`` sized for ``data`` (see :mod:`pnas_core.network`)."""
-    from pnas_core.network import NetworkSettings, build_network
-
     net_settings = NetworkSettings(
         num_classes=data.num_classes,
         in_channels=data.image_shape[0],
@@ -259,18 +256,21 @@ def build_model(cell: Cell, settings: TrainSettings, data: DataSplits) -> torch.
     return build_network(cell, net_settings)
 
 
-def _optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
-        )
-    return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-
-
-def _lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
-    if schedule == "constant":
-        return lambda step: 1.0
-    return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+def epoch_plan(settings: TrainSettings, data: DataSplits, n: int, batch_size: int) -> EpochPlan:
+    """The :class:`~pnas_core.loop.EpochPlan` of a search training run on ``n`` training images."""
+    batch_size = min(batch_size, n)
+    padding, flip = augmentation(data.image_shape, data.allow_flip, settings.augment)
+    return EpochPlan(
+        batch_size=batch_size,
+        steps=n // batch_size,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        lr_schedule=settings.lr_schedule,
+        padding=padding,
+        flip=flip,
+        label_smoothing=settings.label_smoothing,
+        grad_clip=settings.grad_clip,
+    )
 
 
 def _train(
@@ -282,107 +282,51 @@ def _train(
     batch_size: int,
     on_epoch: EpochCallback | None,
 ) -> dict[str, Any]:
-    from pnas_core.complexity import count_mult_adds, count_params
-
     start = time.perf_counter()
     dd = _device_data(data, device)
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed shapes within a candidate
+    gen = seed_run(seed, device)
     model = build_model(cell, settings, data).to(device, memory_format=torch.channels_last)
-    opt = _optimizer(model, settings)
-    n = len(dd.train_y)
-    batch_size = min(batch_size, n)
-    steps = n // batch_size
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(settings.lr_schedule, steps * settings.epochs))
-    padding = crop_padding(min(data.image_shape[1:])) if settings.augment else 0
-    flip = settings.augment and data.allow_flip
+    opt = make_optimizer(model, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
+    plan = epoch_plan(settings, data, len(dd.train.y), batch_size)
     train_loss: float | None = None
     status, error, epochs_run = "ok", None, 0
-    val_acc: float | None = None
     curve: list[float] = []
     curve_epochs: list[int] = []
     for epoch in range(1, settings.epochs + 1):
-        model.train()
-        perm = torch.randperm(n, generator=gen, device=device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for i in range(steps):
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            xb = augment_batch(dd.train_x[idx], gen, padding, flip)
-            xb = normalize(xb, dd.mean, dd.std)
-            yb = dd.train_y[idx]
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=settings.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (logits.detach().argmax(1) == yb).sum()
+        result = run_epoch(model, opt, dd.train, gen, plan, epoch)
         epochs_run = epoch
-        mean_loss = loss_sum.item() / (steps * batch_size)
-        if not math.isfinite(mean_loss) or mean_loss > DIVERGED_LOSS:
-            status, error = "diverged", f"training loss {mean_loss:.4g} in epoch {epoch}"
+        if result.diverged:
+            status, error = "diverged", f"training loss {result.loss:.4g} in epoch {epoch}"
             break
-        train_loss = mean_loss
+        train_loss = result.loss
         if on_epoch is not None:
-            on_epoch(epoch, settings.epochs, mean_loss, correct.item() / (steps * batch_size))
+            on_epoch(epoch, settings.epochs, result.loss, result.train_acc)
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
-            val_acc, finite = evaluate(model, dd.val_x, dd.val_y, dd.mean, dd.std)
+            acc, finite = accuracy(model, dd.val)
             if not finite:
-                status, error, val_acc = "diverged", f"non-finite logits on the validation split in epoch {epoch}", None
+                status, error = "diverged", f"non-finite logits on the validation split in epoch {epoch}"
                 break
-            curve.append(val_acc)
+            curve.append(acc)
             curve_epochs.append(epoch)
-    if status != "ok":
-        val_acc = None
-    if cuda:
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     model.eval()
-    params = count_params(model)
-    mult_adds = count_mult_adds(model, input_shape=data.image_shape)
     return _record(
         cell,
         settings,
         data,
         device,
         seed,
-        batch_size,
-        val_acc=val_acc,
+        plan.batch_size,
+        val_acc=curve[-1] if status == "ok" else None,
         val_curve=curve,
         curve_epochs=curve_epochs,
         train_loss=train_loss,
-        params=int(params),
-        mult_adds=int(mult_adds),
+        params=int(count_params(model)),
+        mult_adds=int(count_mult_adds(model, input_shape=data.image_shape)),
         train_seconds=seconds,
         epochs=epochs_run,
         status=status,
         error=error,
     )
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
-) -> tuple[float, bool]:
-    """Accuracy of ``model`` on uint8 images ``x`` with labels ``y`` (all on the model's device), and
-    whether all logits were finite."""
-    model.eval()
-    cuda = x.device.type == "cuda"
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    finite = torch.ones((), device=x.device, dtype=torch.bool)
-    for i in range(0, len(y), EVAL_BATCH):
-        xb = normalize(x[i : i + EVAL_BATCH], mean, std).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(xb).float()
-        finite &= torch.isfinite(logits).all()
-        correct += (logits.argmax(1) == y[i : i + EVAL_BATCH]).sum()
-    return correct.item() / max(1, len(y)), bool(finite.item())

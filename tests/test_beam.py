@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -9,7 +11,9 @@ import pytest
 
 from pnas_core import beam
 from pnas_core.cli import main
+from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.errors import PnasError
+from pnas_core.network import build_network
 from pnas_core.space import Space, canonical, cell_id, num_blocks_of, parse, tokens_to_texts
 from pnas_core.surrogate import SurrogateSettings, make_predictor
 
@@ -59,15 +63,48 @@ def test_expand_and_score_table(predictors):
     table = beam.expand_and_score(np.concatenate([parents, parents[:1]]), predictors, space)
     assert table.schema == beam.scored_schema(["rnn", "mlp", "xgb"])
     df = table.to_pandas()
-    assert len(df) == 3 * 528 and df["cell"].is_unique
     children, _ = space.expand(parents)
-    assert list(df["cell"]) == tokens_to_texts(children)
-    assert all(c.startswith(p + ";") for c, p in zip(df["cell"], df["parent"], strict=True))
+    assert df["cell"].is_unique and df["cell_id"].is_unique
+    assert set(df["cell"]) == set(tokens_to_texts(children))
+    for c, p in zip(df["cell"][::50], df["parent"][::50], strict=True):
+        assert parse(c) in space.children(parse(p))
     assert (df["num_blocks"] == 3).all()
     np.testing.assert_allclose(
         df["pred_mean"], df[["pred_rnn", "pred_mlp", "pred_xgb"]].mean(axis=1), atol=1e-6
     )
-    np.testing.assert_array_equal(df["pred_xgb"], predictors["xgb"].predict(children)[0])
+
+
+def test_scores_are_those_of_the_canonical_cell(predictors):
+    """The fast path (parent + block) and the full path give each cell the score of its canonical
+    tokens, whichever parent produced it."""
+    space = Space()
+    rng = np.random.default_rng(5)
+    parents = np.concatenate(
+        [space.sample_tokens(3, 6, rng), space.sample_tokens(3, 2, rng)[:, [4, 5, 6, 7] * 3]]
+    )
+    df = beam.expand_and_score(parents, predictors, space).to_pandas()
+    tokens = np.stack([parse(c).tokens() for c in df["cell"]])
+    for name, predictor in predictors.items():
+        mean, std = predictor.predict(tokens)
+        np.testing.assert_allclose(df[f"pred_{name}"], mean, atol=1e-5)
+        np.testing.assert_allclose(df[f"std_{name}"], std, atol=1e-5)
+
+
+def test_level_with_many_equal_children_trains_each_cell_once(predictors):
+    # Parents built from three input-only blocks: A;B's child A;B;C is B;C's child B;C;A and
+    # A;C's child A;C;B, all one cell, so the level has far fewer cells than parent x block.
+    blocks = ["0:sep3x3,1:sep3x3", "0:max3x3,1:identity", "1:sep5x5,1:sep5x5"]
+    texts = [f"{a};{b}" for a in blocks for b in blocks]
+    space = Space()
+    parents = np.stack([parse(t).tokens() for t in texts])
+    df = beam.expand_and_score(parents, predictors, space).to_pandas()
+    sequences, _ = space.expand(np.unique(parents, axis=0))
+    distinct = set(tokens_to_texts(sequences))
+    assert len(df) == len(distinct) < len(sequences)
+    assert df["cell"].is_unique and df["cell_id"].is_unique
+    assert "0:sep3x3,1:sep3x3;0:max3x3,1:identity;1:sep5x5,1:sep5x5" in distinct
+    top = beam.select(beam.expand_and_score(parents, predictors, space), 500, "mlp").to_pandas()
+    assert top["cell_id"].is_unique and len(top) == 500
 
 
 def _scored(cells: list[str], scores: list[float]) -> pa.Table:
@@ -182,7 +219,7 @@ def test_cli_beam_level(tmp_path, capsys):
         == 0
     )
     scored = pd.read_parquet(tmp_path / "l2/scored.parquet")
-    assert len(scored) == 21 * space.blocks_per_position(2)
+    assert len(scored) == space.count_distinct(2) < 21 * space.blocks_per_position(2)
     assert (
         main(
             [
@@ -239,3 +276,78 @@ def test_cli_bad_by_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "cannot select by 'gp'" in err and err.count("\n") == 1
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predictors):
+    from pnas_core.cost import search_network
+    from pnas_core.surrogate.bundle import save_predictors
+    from pnas_core.train import TrainSettings
+
+    monkeypatch.chdir(tmp_path)
+    ops = ["sep3x3", "max3x3", "identity"]
+    save_predictors(predictors, "sur")
+    assert main(["enumerate", "--ops", *ops, "--out", "l1.parquet"]) == 0
+    train = TrainSettings(dataset="digits", cells_per_stack=1, filters=4)
+    (tmp_path / "train.json").write_text(json.dumps(train.to_dict()))
+    argv = ["expand-score", "--parents", "l1.parquet", "--surrogate", "sur", "--ops", *ops]
+    assert main([*argv, "--settings", "train.json", "--out", "scored.parquet"]) == 0
+    scored = pd.read_parquet("scored.parquet")
+    assert scored["params"].dtype == scored["mult_adds"].dtype == np.int64
+    net, shape = search_network(train)
+    for row in scored.sample(4, random_state=0).itertuples():
+        model = build_network(parse(row.cell), net)
+        assert (row.params, row.mult_adds) == (count_params(model), count_mult_adds(model, shape))
+
+    limit = int(scored["params"].quantile(0.25))
+    select = ["select", "--scored", "scored.parquet", "--k", "6"]
+    assert (
+        main([*select, "--by", "ucb", "--kappa", "0.5", "--max-params", str(limit), "--out", "u.parquet"])
+        == 0
+    )
+    ucb = pd.read_parquet("u.parquet")
+    assert len(ucb) == 6 and (ucb["params"] <= limit).all() and (ucb["max_params"] == limit).all()
+    assert (
+        f"6 of {len(scored)} children by ucb (kappa 0.5) within max_params {limit:,}"
+        in capsys.readouterr().out
+    )
+    assert main([*select, "--pareto", "--pareto-cost", "mult_adds", "--out", "p.parquet"]) == 0
+    front = pd.read_parquet("p.parquet")
+    assert front["front"].notna().all() and (front["pareto_cost"] == "mult_adds").all()
+    assert front["cell"].isin(scored["cell"]).all() and (np.diff(front["front"]) >= 0).all()
+
+    capsys.readouterr()
+    cheapest = int(scored["params"].min())
+    assert main([*select, "--max-params", str(cheapest - 1), "--out", "none.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert f"the cheapest has {cheapest:,} params" in err and err.count("\n") == 1
+    assert not (tmp_path / "none.parquet").exists()
+    assert main(["expand-score", *argv[1:], "--out", "bare.parquet"]) == 0  # no --settings: no cost
+    assert main(["select", "--scored", "bare.parquet", "--k", "3", "--pareto", "--out", "x.parquet"]) == 2
+    assert "expand-score --settings" in capsys.readouterr().err
+
+
+def test_search_budget_is_what_the_search_trains() -> None:
+    """The random-search baseline's default budget: every 1-block cell, then min(K, cells) per level."""
+    space = Space.from_names(None)
+    assert beam.search_budget(space, 3, 16) == 136 + 16 + 16  # config/config.yaml: 168
+    assert beam.search_budget(space, 5, 256) == 136 + 4 * 256  # config/paper.yaml: 1,160
+    small = Space.from_names(["sep3x3", "identity", "max3x3"])  # tests/configs/tiny.yaml
+    assert beam.search_budget(small, 1, 3) == small.count_distinct(1) == 21
+    assert beam.search_budget(small, 2, 10**9) == 21 + small.count_distinct(2)  # beam wider than the space
+    with pytest.raises(PnasError, match="max_blocks"):
+        beam.search_budget(small, 6, 3)
+
+
+def test_sample_auto_takes_the_search_budget(tmp_path, capsys) -> None:
+    ops = ["sep3x3", "identity", "max3x3"]
+    out = tmp_path / "random.parquet"
+    argv = ["sample", "--blocks", "2", "--n", "auto", "--ops", *ops, "--out", str(out)]
+    assert main([*argv, "--beam-size", "3", "--max-blocks", "2"]) == 0
+    assert len(pd.read_parquet(out)) == 21 + 3
+    assert main(argv) == 2
+    assert "--n auto needs --beam-size and --max-blocks" in capsys.readouterr().err
+    # more than the space holds: every cell of that size, once
+    assert main(["sample", "--blocks", "1", "--n", "500", "--ops", *ops, "--out", str(out)]) == 0
+    assert sorted(pd.read_parquet(out)["cell"]) == sorted(
+        beam.enumerate_level1(Space.from_names(ops))["cell"].to_pylist()
+    )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ from pnas_core.data import (
     stratified_split,
 )
 from pnas_core.errors import PnasError
+from pnas_core.imagefolder import CACHE_ENV, load_imagefolder
 
 
 def _class_counts(y: torch.Tensor) -> np.ndarray:
@@ -205,8 +209,75 @@ def test_imagefolder_errors(tmp_path: Path) -> None:
         load_dataset("imagefolder", root=tmp_path)
     _write_png_tree(tmp_path, ("train",), per_class=2)
     (tmp_path / "val" / "fox").mkdir(parents=True)
+    shutil.copy(tmp_path / "train" / "cat" / "0.png", tmp_path / "val" / "fox" / "0.png")
     with pytest.raises(PnasError, match=r"'fox'"):
         load_dataset("imagefolder", root=tmp_path)
+
+
+def test_imagefolder_is_decoded_once_then_memory_mapped(tmp_path: Path) -> None:
+    from PIL import Image
+
+    _write_png_tree(tmp_path, ("train", "val", "test"), per_class=4)
+    first = load_imagefolder(tmp_path, None, 0.1, 0.2, 0)
+    # label order is the sorted class folders; images are the files in name order, pixel for pixel
+    assert first.classes == ["cat", "dog", "eel"]
+    expected = np.asarray(Image.open(tmp_path / "val" / "dog" / "1.png").convert("RGB")).transpose(2, 0, 1)
+    assert np.array_equal(first.arrays[2][5], expected) and first.arrays[3][5] == 1
+    assert first.path.parent == tmp_path / ".pnas-cache"
+    again = load_imagefolder(tmp_path, None, 0.1, 0.2, 0)
+    assert again.path == first.path and again.fingerprint == first.fingerprint
+    assert all(isinstance(a, np.memmap) for a in again.arrays)
+    # stats computed in chunks equal the in-memory formula of DataSplits.channel_stats
+    x = torch.from_numpy(np.array(first.arrays[0])).to(torch.float64)
+    assert np.allclose(first.mean, x.mean(dim=(0, 2, 3)).numpy(), rtol=0, atol=1e-9)
+    assert np.allclose(first.std, x.std(dim=(0, 2, 3)).clamp_min(1.0).numpy(), rtol=0, atol=1e-9)
+    # a changed image (new content, size and modification time) makes a new entry with the new pixels
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8)).save(
+        tmp_path / "val" / "dog" / "1.png"
+    )
+    os.utime(tmp_path / "val" / "dog" / "1.png", ns=(1, 1))
+    changed = load_imagefolder(tmp_path, None, 0.1, 0.2, 0)
+    assert changed.path != first.path and changed.fingerprint != first.fingerprint
+    assert not np.array_equal(changed.arrays[2][5], expected)
+    # one decoding thread or two: the same arrays
+    os.environ[CACHE_ENV] = str(tmp_path / "other")
+    try:
+        serial = load_imagefolder(tmp_path, 8, 0.1, 0.2, 0, threads=1)
+        shutil.rmtree(tmp_path / "other")
+        parallel = load_imagefolder(tmp_path, 8, 0.1, 0.2, 0, threads=2)
+    finally:
+        del os.environ[CACHE_ENV]
+    assert serial.path.parent == tmp_path / "other"
+    assert serial.fingerprint == parallel.fingerprint and serial.arrays[0].shape == (12, 3, 8, 8)
+
+
+def test_imagefolder_skips_empty_class_folders_and_names_bad_images(tmp_path: Path) -> None:
+    _write_png_tree(tmp_path, ("train",), per_class=10)
+    (tmp_path / "train" / "aardvark").mkdir()  # sorts first: skipping it must not shift the labels
+    with pytest.warns(UserWarning, match=r"\['aardvark'\].*not counted as classes"):
+        d = load_dataset("imagefolder", root=tmp_path, val_fraction=0.2, test_fraction=0.2)
+    assert d.num_classes == 3 and sorted(set(d.train_y.tolist())) == [0, 1, 2]
+    (tmp_path / "train" / "dog" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(PnasError, match=r"1 unreadable image.*dog/broken\.png"), pytest.warns(UserWarning):
+        load_imagefolder(tmp_path, None, 0.2, 0.2, 0)
+    assert not list((tmp_path / ".pnas-cache").glob(".*"))  # the failed build left no temporary folder
+
+
+def test_imagefolder_jpeg_draft_decoding_is_close_to_full_decoding(tmp_path: Path) -> None:
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    for cls, phase in (("a", 0), ("b", 1)):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(5):
+            img = np.stack([(xx * 4 + i * 10) % 256, (yy * 4) % 256, ((xx + yy) * 2 + phase * 50) % 256], -1)
+            Image.fromarray(img.astype(np.uint8)).save(tmp_path / "train" / cls / f"{i}.jpg", quality=95)
+    d = load_imagefolder(tmp_path, 16, 0.2, 0.2, 0)
+    first = Path(json.loads((d.path / "files.json").read_text())["train"][0])
+    full = Image.open(first).convert("RGB").resize((16, 16), Image.Resampling.BILINEAR)
+    diff = np.abs(d.arrays[0][0].astype(int) - np.asarray(full).transpose(2, 0, 1).astype(int))
+    assert d.arrays[0].shape[1:] == (3, 16, 16) and diff.mean() < 6
 
 
 def test_unknown_dataset_and_bad_fraction() -> None:

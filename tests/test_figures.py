@@ -276,7 +276,7 @@ def test_cell_csv_lists_every_half(drawn: tuple[Path, Path]) -> None:
     cell = parse(PNASNET5)
     halves = [(i, OPS[o]) for bl in cell.blocks for i, o in ((bl.in1, bl.op1), (bl.in2, bl.op2))]
     assert list(zip(table["input"], table["op"], strict=True)) == halves
-    assert table.groupby("block")["depth"].first().tolist() == [1, 1, 1, 2, 1]
+    assert table.groupby("block")["depth"].first().tolist() == [1, 1, 1, 1, 2]
 
 
 def test_missing_predictor_columns_are_skipped(inputs: dict[str, Any], tmp_path: Path) -> None:

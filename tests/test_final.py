@@ -101,6 +101,23 @@ def test_export_matches_model(trained: Path, tmp_path: Path) -> None:
     assert export_torchscript(model, info, tmp_path / "again.pt") <= 1e-5
 
 
+def test_export_onnx_matches_model(trained: Path, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model, _ = load_model(trained)
+    assert main(["export", "--model", str(trained), "--format", "onnx"]) == 0
+    out = trained / "model.onnx"
+    onnx.checker.check_model(onnx.load(str(out)))
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    x = torch.randn(11, 1, 8, 8, generator=torch.Generator().manual_seed(3))  # another batch size
+    (logits,) = session.run(["logits"], {"images": x.numpy()})
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.allclose(torch.from_numpy(logits), expected, rtol=0, atol=1e-4)
+    assert not torch.allclose(torch.from_numpy(logits), expected.roll(1, dims=0), rtol=0, atol=1e-4)
+
+
 def _rewrite(src: Path, dst: Path, **changes: object) -> Path:
     payload = torch.load(src / "model.pt", weights_only=True)
     for key, value in changes.items():

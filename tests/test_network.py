@@ -1,4 +1,4 @@
-"""The network builder (SPEC §2): shapes, every op, presets against timm and the paper, training."""
+"""The network builder (docs/method.md, "From cell to network"): shapes, every op, presets against timm and the paper, training."""
 
 from __future__ import annotations
 
@@ -29,7 +29,16 @@ from pnas_core.network import (
     pnasnet5_mobile,
 )
 from pnas_core.ops import make_op
-from pnas_core.space import OPS, PNASNET5, Cell, Space, parse, tokens_to_cells
+from pnas_core.space import (
+    OPS,
+    PNASNET5,
+    PNASNET5_PAPER_ORDER,
+    Cell,
+    Space,
+    WrittenCell,
+    parse,
+    tokens_to_cells,
+)
 
 TINY = NetworkSettings(num_classes=5, cells_per_stack=1, filters=4)
 
@@ -356,3 +365,12 @@ def test_cells_nobody_reads_are_not_built() -> None:
     assert count_params(net) < count_params(both)
     with_aux = build_network(only_c2, replace(TINY, aux_head=True))  # the aux head keeps its cell alive
     assert with_aux.aux_index not in [i for i, c in enumerate(with_aux.cells) if isinstance(c, SkippedCell)]
+
+
+def test_written_order_is_the_canonical_network_with_other_channel_order() -> None:
+    written = WrittenCell.parse(PNASNET5_PAPER_ORDER)
+    assert written.text == PNASNET5 and written.cell == parse(PNASNET5)
+    assert [b.text for b in written.blocks] == PNASNET5_PAPER_ORDER.split(";")
+    settings = NetworkSettings(num_classes=10, cells_per_stack=1, filters=8)
+    a, b = build_network(written, settings), build_network(parse(PNASNET5), settings)
+    assert count_params(a) == count_params(b) and a.cell_text == b.cell_text == PNASNET5

@@ -42,37 +42,61 @@ def records() -> pd.DataFrame:
 
 
 def test_evaluate_reports_heldout_and_next(records):
-    df = quality.evaluate(records, 1, ["mlp", "xgb"], SMALL, seed=0)
+    df = quality.heldout_quality(records, 1, ["mlp", "xgb"], SMALL, seed=0)
     assert set(df["predictor"]) == {"mlp", "xgb", "mean"}
     assert set(df["split"]) == {"heldout", "next"} and len(df) == 6
     held = df[df["split"] == "heldout"]
     assert (held["n_eval"] == 27).all() and (held["n_train"] == 109).all()
     assert (df.loc[df["split"] == "next", "n_eval"] == 120).all()
     assert (df["rho"] > 0.6).all(), df
-    limited = quality.evaluate(records, 1, ["xgb"], SMALL, train_size=40, seed=0)
+    limited = quality.heldout_quality(records, 1, ["xgb"], SMALL, train_size=40, seed=0)
     assert (limited["n_train"] == 40).all() and set(limited["predictor"]) == {"xgb"}
 
 
 def test_algorithm2_repeats(records):
     df = quality.algorithm2(records, 1, ["rnn", "xgb"], SMALL, train_size=60, repeats=2, seed=1)
-    assert len(df) == 2 * 3 * 2 and set(df["repeat"]) == {0, 1}
+    assert len(df) == 2 * 3 * 3 and set(df["repeat"]) == {0, 1}
+    assert set(df["split"]) == {"train", "heldout", "next"}
     assert (df.loc[df["split"] == "train", "n_eval"] == 60).all()
+    assert (df.loc[df["split"] == "heldout", "n_eval"] == 136 - 60).all()
+    assert (df.loc[df["split"] == "next", "n_eval"] == 120).all()
     assert df.loc[df["split"] == "train", "rho"].min() > 0.7
     again = quality.algorithm2(records, 1, ["rnn", "xgb"], SMALL, train_size=60, repeats=2, seed=1)
     pd.testing.assert_frame_equal(df, again)
 
 
+def test_algorithm2_fits_every_size_up_to_b(records):
+    """At b=2 the predictor sees K cells of each size 1..2, as the search's level-2 predictor does."""
+    df = quality.algorithm2(records, 2, ["xgb"], SMALL, train_size=50, repeats=1, seed=0)
+    assert (df["n_train"] == 50 + 50).all()
+    assert (df.loc[df["split"] == "train", "n_eval"] == 50).all()
+    assert (df.loc[df["split"] == "heldout", "n_eval"] == 120 - 50).all()
+    assert df.loc[df["split"] == "heldout", "rho"].min() > 0.5
+    big = quality.algorithm2(records, 2, ["xgb"], SMALL, train_size=110, repeats=1, seed=0)
+    assert (big["n_train"] == 110 + 110).all()
+    full = quality.algorithm2(records, 2, ["xgb"], SMALL, train_size=118, repeats=1, seed=0)
+    assert (full["n_train"] == 118 + 118).all() and (
+        full.loc[full["split"] == "heldout", "n_eval"] == 2
+    ).all()
+
+
 def test_no_next_size_gives_nan(records):
-    df = quality.evaluate(records, 2, ["xgb"], SMALL)
+    df = quality.heldout_quality(records, 2, ["xgb"], SMALL)
     assert np.isnan(df.loc[df["split"] == "next", "rho"]).all()
     assert (df.loc[df["split"] == "next", "n_eval"] == 0).all()
 
 
 def test_errors(records):
     with pytest.raises(PnasError, match="with 3 blocks"):
-        quality.evaluate(records, 3, ["xgb"], SMALL)
+        quality.heldout_quality(records, 3, ["xgb"], SMALL)
     with pytest.raises(PnasError, match="--train-size"):
-        quality.algorithm2(records, 1, ["xgb"], SMALL, train_size=500, repeats=1)
+        quality.algorithm2(records, 1, ["xgb"], SMALL, train_size=1, repeats=1)
+
+
+def test_algorithm2_fits_on_every_cell_when_fewer_than_train_size(records):
+    df = quality.algorithm2(records, 1, ["xgb"], SMALL, train_size=500, repeats=1)
+    available = records[(records["num_blocks"] == 1) & (records["status"] == "ok")]["cell"].nunique()
+    assert (df["n_train"] == available).all() and available < 500
 
 
 def test_cli(records, tmp_path, capsys):
@@ -99,8 +123,16 @@ def test_cli(records, tmp_path, capsys):
     ]
     assert main([*argv, "--repeats", "2", "--train-size", "50"]) == 0
     table = pq.read_table(out)
-    assert table.schema == quality.QUALITY_SCHEMA and table.num_rows == 12
+    assert table.schema == quality.QUALITY_SCHEMA and table.num_rows == 18
     assert main(argv) == 0 and pq.read_table(out).num_rows == 6
     capsys.readouterr()
     assert main([*argv, "--repeats", "2"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_spearman_has_one_nan_rule():
+    from pnas_core.stats import spearman
+
+    assert np.isnan(spearman(np.array([0.1, 0.2]), np.array([0.3, 0.4])))  # two points: always +-1
+    assert np.isnan(spearman(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.5, 0.5])))  # a constant side
+    assert spearman(np.array([0.1, 0.2, 0.3]), np.array([0.3, 0.1, 0.2])) == pytest.approx(-0.5)

@@ -16,10 +16,13 @@ import yaml
 
 from pnas_core import __version__
 from pnas_core.benchmark import assemble, load_table, write_table
+from pnas_core.cost import search_costs
 from pnas_core.records import read_records
 from pnas_core.search import TableEvaluator, TrainingEvaluator, run_search
+from pnas_core.selection import Selection
 from pnas_core.space import Space, parse
 from pnas_core.surrogate import SurrogateSettings
+from pnas_core.train import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -48,8 +51,9 @@ def test_table_lookup_reproduces_the_workflows_picks(tmp_path: Path) -> None:
         evaluator,
         cfg["search"]["beam_size"],
         cfg["search"]["predictors"],
-        cfg["search"]["select_by"],
+        Selection.from_mapping(cfg["search"]),
         SurrogateSettings.from_file(run / "settings" / "surrogate.json"),
+        costs=search_costs(load_settings(run / "settings" / "train.json")),
     )
     for level, ours in enumerate(result.candidates, start=1):
         theirs = pq.read_table(run / f"level{level}" / "candidates.parquet")
@@ -57,6 +61,8 @@ def test_table_lookup_reproduces_the_workflows_picks(tmp_path: Path) -> None:
         ours_score = ours.column("score").to_numpy(zero_copy_only=False)
         theirs_score = theirs.column("score").to_numpy(zero_copy_only=False)
         np.testing.assert_allclose(ours_score, theirs_score, rtol=1e-6)
+        if level > 1:
+            assert ours.column("params").to_pylist() == theirs.column("params").to_pylist()
     assert len(result.summary) == records["cell"].nunique()
 
 

@@ -1,4 +1,4 @@
-"""The search space: canonical text, counts, expansion and tokens (SPEC §1)."""
+"""The search space: canonical text, counts, expansion and tokens (docs/method.md, "The search space" to "Counts")."""
 
 from __future__ import annotations
 
@@ -49,8 +49,70 @@ def raw_text(blocks: list[tuple[int, int, int, int]]) -> str:
 
 def test_paper_counts() -> None:
     space = Space()
-    assert [space.count_cells(b) for b in range(1, 6)] == PAPER_COUNTS
+    assert [space.count_sequences(b) for b in range(1, 6)] == PAPER_COUNTS
     assert [space.blocks_per_position(b) for b in range(1, 6)] == [136, 300, 528, 820, 1176]
+    assert [space.count_distinct(b) for b in (1, 2)] == [136, 31_620]
+    with pytest.raises(PnasError, match="estimate_distinct"):
+        space.count_distinct(4)
+
+
+def all_sequences(space: Space, b: int) -> list[list[tuple[int, int, int, int]]]:
+    """Every b-block sequence of the space as (in1, op1, in2, op2) blocks."""
+    tables = [space.block_table(j) for j in range(1, b + 1)]
+    return [
+        [(int(r[0]), int(r[2]), int(r[1]), int(r[3])) for r in rows] for rows in itertools.product(*tables)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ops", "b"), [(("sep3x3",), 3), (("sep3x3",), 4), (("identity", "max3x3"), 3), (("avg3x3",), 5)]
+)
+def test_distinct_counts_match_brute_force(ops: tuple[str, ...], b: int) -> None:
+    space = Space.from_names(ops)
+    seqs = all_sequences(space, b)
+    assert len(seqs) == space.count_sequences(b)
+    distinct = {brute_canonical(blocks) for blocks in seqs}
+    assert space.count_distinct(b) == len(distinct)
+    assert space.cap_to_distinct(b, 10**9) == len(distinct)
+    assert space.cap_to_distinct(b, 3) == 3
+    # Each cell's sequences sum to one under 1/|orbit|: the identity behind the estimate.
+    orbits = orbit_sizes(np.array([[t for i1, o1, i2, o2 in blk for t in (i1, i2, o1, o2)] for blk in seqs]))
+    assert np.isclose((1.0 / orbits).sum(), len(distinct))
+    estimate, stderr = space.estimate_distinct(b, 4000, seed=1)
+    assert 0 < stderr and abs(estimate - len(distinct)) < 5 * stderr
+
+
+def test_sample_distinct_is_uniform_over_cells() -> None:
+    from scipy.stats import chisquare
+
+    space = Space.from_names(["sep3x3"])
+    n_cells = space.count_distinct(2)
+    every = space.sample_distinct(2, n_cells, np.random.default_rng(0))
+    assert len(unique_rows(every)) == n_cells
+    np.testing.assert_array_equal(canonical_tokens(every), every)
+    with pytest.raises(PnasError, match=f"the space has {n_cells}"):
+        space.sample_distinct(2, n_cells + 1, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    draws = [tuple(space.sample_distinct(2, 1, rng)[0]) for _ in range(40 * n_cells)]
+    counts = np.array([draws.count(tuple(row)) for row in every])
+    assert chisquare(counts).pvalue > 1e-3
+    # Drawing sequences uniformly instead favours cells with more block orders: the test can fail.
+    seqs = [tuple(r) for r in canonical_tokens(space.sample_tokens(2, 40 * n_cells, rng))]
+    assert chisquare(np.array([seqs.count(tuple(row)) for row in every])).pvalue < 1e-3
+
+
+def test_space_count_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from pnas_core.cli import main
+    from pnas_core.cli.space_cmds import distinct_column
+
+    assert main(["space", "count", "--blocks", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[4].split()[-2:] == ["40,800", "31,620"]
+    assert lines[5].split()[-2:] == ["21,542,400", "10,979,688"]
+    assert distinct_column(Space(), 4, 500, 0).endswith("(estimate)")
+    assert main(["space", "count", "--blocks", "4", "--ops", "sep3x3"]) == 0
+    out = capsys.readouterr().out
+    assert "estimate" not in out and out.splitlines()[6].split()[-1] == f"{Space((0,)).count_distinct(4):,}"
 
 
 PNASNET5_PAPER_ORDER = (
@@ -265,10 +327,10 @@ def test_counts_match_enumeration_for_small_op_sets(ops: tuple[str, ...]) -> Non
         brute = {Block.make(i1, o1, i2, o2) for (i1, o1), (i2, o2) in itertools.product(halves, repeat=2)}
         assert len(brute) == space.blocks_per_position(b)
     level = space.one_block_tokens()
-    assert len({tuple(r) for r in level}) == space.count_cells(1)
+    assert len({tuple(r) for r in level}) == space.count_sequences(1)
     for b in (2, 3):
         level, _ = space.expand(level)
-        assert len({tuple(r) for r in level}) == space.count_cells(b)
+        assert len({tuple(r) for r in level}) == space.count_sequences(b)
         assert all(space.contains(c) for c in tokens_to_cells(level[:50]))
 
 

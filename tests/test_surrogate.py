@@ -166,3 +166,12 @@ def test_input_errors(data):
         make_predictor("xgb", FAST).fit(data["held"][:3], [0.1, 2.0, 0.3])
     with pytest.raises(PnasError, match="block 1"):
         group_by_size(["0:sep3x3,9:max3x3"])
+
+
+def test_surrogates_run_on_cpu_unless_their_settings_ask_for_cuda():
+    from pnas_core.surrogate import make_predictor
+
+    assert SurrogateSettings().device == "cpu"
+    assert str(make_predictor("mlp", SurrogateSettings()).device) == "cpu"
+    with pytest.raises(PnasError, match="surrogate setting 'device' is 'gpu'"):
+        SurrogateSettings.from_dict({"device": "gpu"})

@@ -113,6 +113,31 @@ def test_candidate_seed_depends_on_seed_and_cell_only() -> None:
 # --------------------------------------------------------------------------- training
 
 
+GOLDEN = {
+    "cell": "0:identity,1:avg3x3",
+    "settings_hash": "9199a3398ec0723f",
+    "params": 6226,
+    "mult_adds": 108352,
+    "curve_epochs": [1, 2, 3],
+    "val_curve": [0.4444444444444444, 0.7361111111111112, 0.8298611111111112],
+    "train_loss": 0.7982978820800781,
+}
+"""The first quick record as TRAIN_CODE_VERSION 3 trains it (CPU, one thread)."""
+
+
+def test_training_matches_its_code_version(quick_records: list[dict]) -> None:
+    """The result cache hands back records by settings hash, which holds TRAIN_CODE_VERSION but not the
+    code. If this fails after an edit, training results changed: bump TRAIN_CODE_VERSION in
+    pnas_core/train.py (else the cache serves records of the old code) and update GOLDEN. Tolerances
+    absorb float noise between CPUs, not a changed schedule, augmentation or loss."""
+    assert TrainSettings().settings_hash() == "b14e536e7f1bffbb"  # the paper's defaults
+    r = quick_records[0]
+    exact = ("cell", "settings_hash", "params", "mult_adds", "curve_epochs")
+    assert {k: r[k] for k in exact} == {k: GOLDEN[k] for k in exact}
+    assert r["train_loss"] == pytest.approx(GOLDEN["train_loss"], rel=1e-3)
+    assert r["val_curve"] == pytest.approx(GOLDEN["val_curve"], abs=0.01)
+
+
 def test_one_block_cell_trains_far_above_chance(quick_records: list[dict]) -> None:
     r = quick_records[3]
     assert r["status"] == "ok" and r["error"] is None

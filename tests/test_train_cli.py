@@ -187,3 +187,74 @@ def test_concurrent_jobs_train_each_candidate_once(job: dict[str, Path]) -> None
     assert sum(cached for _, cached in counts) == len(CELLS), counts
     a, b = (read_records(job["dir"] / f"job{i}.parquet") for i in range(2))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_workers_train_candidates_at_once_with_bitwise_equal_records(
+    job: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, two = job["dir"] / "w1.parquet", job["dir"] / "w2.parquet"
+    assert main(_train_args(job, one)) == 0
+    # two worker processes, one torch thread each (--threads 2 split in two), their own cache
+    args = _train_args(job, two, "--workers", "2", "--cache-dir", str(job["dir"] / "cache2"))
+    args[args.index("--threads") + 1] = "2"
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "2 worker(s), 1 thread(s) each" in err and _counts(err) == (8, 0)
+    a, b = read_records(one), read_records(two)
+    assert a["cell"].tolist() == b["cell"].tolist()  # shard order, whatever finished first
+    timing = ["train_seconds"]
+    pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing), check_exact=True)
+    assert len(_cache_files(job["dir"] / "cache2")) == 4
+    # workers come from the settings too, and are not part of the settings hash
+    (job["dir"] / "settings_w.json").write_text(json.dumps({**TINY, "workers": 3}))
+    from pnas_core.train import TrainSettings, load_settings
+
+    assert (
+        load_settings(job["dir"] / "settings_w.json").settings_hash()
+        == TrainSettings.from_dict(TINY).settings_hash()
+    )
+    with pytest.raises(SystemExit):
+        main([*_train_args(job, two), "--workers", "x"])
+    assert main([*_train_args(job, two), "--workers", "0"]) == 2
+    assert "--workers must be a positive integer" in capsys.readouterr().err
+
+
+def test_gpu_claims_follow_the_slot_and_skip_held_gpus(tmp_path: Path) -> None:
+    from pnas_core import devices
+
+    names = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
+    held_before = len(devices._HELD)
+    try:
+        # jobs starting together with slots 0, 1 take GPUs 0, 1; slot 0 again finds GPU 0 held -> next free
+        assert devices.claim_gpu(0, names, tmp_path) == 0
+        assert devices.claim_gpu(1, names, tmp_path) == 1
+        assert devices.claim_gpu(3, names, tmp_path) == 2
+        assert devices.claim_gpu(4, names, tmp_path) == 1  # all held: slot mod n
+    finally:
+        for fh in devices._HELD[held_before:]:
+            fh.close()
+        del devices._HELD[held_before:]
+    assert devices.claim_gpu(1, names, tmp_path) == 1  # released locks are free again
+    devices._HELD.pop().close()
+
+
+def test_cache_serves_a_cell_trained_under_another_block_order(
+    job: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = [
+        "0:max3x3,1:identity;1:avg3x3,0:identity",
+        "0:max3x3,1:identity;1:avg3x3,0:identity;2:max3x3,1:identity",
+    ]
+    swapped = [
+        "1:avg3x3,0:identity;0:max3x3,1:identity",
+        "1:avg3x3,0:identity;0:max3x3,1:identity;3:max3x3,1:identity",
+    ]
+    counts = []
+    for i, cells in enumerate((orders, swapped)):
+        pd.DataFrame({"cell": cells}).to_parquet(job["candidates"])
+        assert main(_train_args(job, job["dir"] / f"out{i}.parquet")) == 0
+        counts.append(_counts(capsys.readouterr().err))
+    assert counts == [(2, 0), (0, 2)]
+    first, second = (read_records(job["dir"] / f"out{i}.parquet") for i in range(2))
+    assert len(_cache_files(job["cache"])) == 2
+    pd.testing.assert_frame_equal(first, second)

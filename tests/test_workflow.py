@@ -34,11 +34,16 @@ def make_project(root: Path) -> Path:
 
 
 def snakemake(
-    root: Path, *args: str, check: bool = True, timeout: int = 900, configs: tuple[str, ...] = ("tiny.yaml",)
+    root: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 900,
+    configs: tuple[str, ...] = ("tiny.yaml",),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     # Targets and flags first: --configfile takes several values and would swallow a target after it.
     cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", *configs]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -153,6 +158,30 @@ def test_deleted_shard_rebuilds_only_its_dependents(finished: Path) -> None:
     # downstream to redo.
     assert shard.read_bytes() == before
     assert planned_jobs(finished) == {}
+
+
+def params_changed(root: Path, package: Path) -> set[str]:
+    """Rules with an output whose params (code hashes) changed, by ``snakemake --summary``, with
+    ``package``'s pnas_core first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(package)}
+    rows = [line.split("\t") for line in snakemake(root, "--summary", env=env).stdout.splitlines()]
+    header = rows[0]
+    rule, status = header.index("rule"), header.index("status")
+    return {r[rule] for r in rows[1:] if len(r) == len(header) and r[status] == "params changed"}
+
+
+def test_code_edit_reruns_the_rules_that_run_it(finished: Path) -> None:
+    package = finished / "pkg"
+    shutil.copytree(REPO / "pnas_core", package / "pnas_core", ignore=shutil.ignore_patterns("__pycache__"))
+    assert params_changed(finished, package) == set()  # the same code, elsewhere: nothing reruns
+    with open(package / "pnas_core" / "complexity.py", "a") as fh:
+        fh.write("\n# an edit\n")  # writes mult_adds into every record; the old hand-written lists missed it
+    assert params_changed(finished, package) == {"train_shard", "final_train"}
+    with open(package / "pnas_core" / "figures" / "style.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    figures = {f"figure_{stem}" for stem in ("quality", "search_efficiency", "predicted_vs_true")}
+    figures |= {"figure_accuracy_by_size", "figure_accuracy_vs_size", "figure_best_cell"}
+    assert params_changed(finished, package) == {"train_shard", "final_train", *figures}
 
 
 def changed_config(root: Path, section: str, **values: object) -> tuple[str, str]:

@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_cells(args: argparse.Namespace) -> int:
-    """Write every distinct cell of the space, smallest first."""
+    """Write every distinct cell of the space, smallest first (columns cell, cell_id, num_blocks, rank)."""
     import numpy as np
     import pyarrow as pa
 
@@ -92,17 +92,16 @@ def run_cells(args: argparse.Namespace) -> int:
     from pnas_core.space import Space, cell_id, num_blocks_of
 
     texts = enumerate_cells(Space.from_names(args.ops, args.max_blocks))
-    n = len(texts)
-    columns = [
-        pa.array(texts, pa.string()),
-        pa.array([cell_id(t) for t in texts], pa.string()),
-        pa.array([num_blocks_of(t) for t in texts], pa.int32()),
-        pa.nulls(n, pa.string()),
-        pa.array(np.arange(n, dtype=np.int32)),
-        pa.nulls(n, pa.float32()),
-    ]
-    beam.write_table(pa.Table.from_arrays(columns, schema=beam.candidates_schema()), args.out)
-    print(f"{n} distinct cells of 1..{args.max_blocks} blocks -> {args.out}")
+    table = pa.table(
+        {
+            "cell": pa.array(texts, pa.string()),
+            "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
+            "num_blocks": pa.array([num_blocks_of(t) for t in texts], pa.int32()),
+            "rank": pa.array(np.arange(len(texts), dtype=np.int32)),
+        }
+    )
+    beam.write_table(table, args.out)
+    print(f"{len(texts)} distinct cells of 1..{args.max_blocks} blocks -> {args.out}")
     return 0
 
 

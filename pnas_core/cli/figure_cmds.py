@@ -48,7 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _summary_args(d, random=True)
     d.set_defaults(func=run_distribution)
 
-    pa = _kind(kinds, "pareto", "accuracy vs model size with each method's Pareto front")
+    pa = _kind(
+        kinds, "pareto", "accuracy vs model size with each method's Pareto front and the search's budget"
+    )
     _summary_args(pa, random=True)
     pa.add_argument(
         "--size",
@@ -152,13 +154,13 @@ def run_distribution(args: argparse.Namespace) -> int:
 
 def run_pareto(args: argparse.Namespace) -> int:
     """Accuracy-vs-size scatter with Pareto fronts."""
-    from pnas_core.figures.pareto import pareto_figure, pareto_table
+    from pnas_core.figures.pareto import budget, pareto_figure, pareto_table
     from pnas_core.figures.style import figure_style
 
     summary, random = _read_inputs(args)
     table = pareto_table(summary, random, args.size)
     with figure_style():
-        return _save(pareto_figure(table, args.size), args, table)
+        return _save(pareto_figure(table, args.size, budget(summary, args.size)), args, table)
 
 
 def run_cell(args: argparse.Namespace) -> int:

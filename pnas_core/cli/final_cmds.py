@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+EXPORT_FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+"""Default output file name of each ``pnas export --format``."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``final-train``, ``predict`` and ``export``."""
@@ -34,11 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     pred.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:<i> (default cpu)")
     pred.set_defaults(func=run_predict)
 
-    export = sub.add_parser("export", help="export a trained model (TorchScript) for use without pnas")
+    export = sub.add_parser(
+        "export", help="export a trained model (TorchScript or ONNX) for use without pnas"
+    )
     export.add_argument("--model", required=True, type=Path, help="final-train output folder or its model.pt")
-    export.add_argument("--format", choices=["torchscript"], default="torchscript", help="export format")
     export.add_argument(
-        "--out", type=Path, default=None, help="output file (default: model.torchscript.pt beside model.pt)"
+        "--format",
+        choices=sorted(EXPORT_FILES),
+        default="torchscript",
+        help="export format (onnx needs the onnx extra: pip install -e '.[onnx]')",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output file (default beside model.pt: model.torchscript.pt or model.onnx)",
     )
     export.set_defaults(func=run_export)
 
@@ -75,12 +88,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Write the TorchScript file and report how closely it matches the model."""
-    from pnas_core.model_io import export_torchscript, load_model
+    """Write the TorchScript or ONNX file and report how closely it matches the model."""
+    from pnas_core.model_io import export_onnx, export_torchscript, load_model
 
     model, info = load_model(args.model)
-    out = args.out if args.out is not None else info.path.with_name("model.torchscript.pt")
-    diff = export_torchscript(model, info, out)
+    out = args.out if args.out is not None else info.path.with_name(EXPORT_FILES[args.format])
+    export = export_onnx if args.format == "onnx" else export_torchscript
+    diff = export(model, info, out)
     c, h, w = info.input_shape
     print(
         f"pnas export: {out} (input: normalised float32 images (N, {c}, {h}, {w}), mean {info.mean}, "

@@ -18,10 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the summary and print the best cell."""
-    from pnas_core.summary import summarize, write_summary
+    from pnas_core.summary import selection_note, summarize, write_summary
 
     summary = summarize(args.candidates, args.trained)
     best = write_summary(summary, args.out, args.best, args.csv)
     print(f"{len(summary)} trained cells over {summary['level'].max()} levels -> {args.out}")
+    note = selection_note(summary)
+    if note:
+        print(note)
     print(f"best: {best['cell']} (val_acc {best['val_acc']:.4f})")
     return 0

@@ -9,6 +9,7 @@ from pnas_core.space import MAX_BLOCKS, OPS, Space
 
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb")
 SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
+SELECT_CHOICES = ("rnn", "mlp", "xgb", "mean", "ucb")  # pnas_core.selection.SELECT_BY
 
 
 def _ops(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,15 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count_or_auto(text: str) -> int | None:
+    """``--n``: a positive integer, or None for ``auto``."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return int(text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the beam-step and predictor commands."""
     p = sub.add_parser("enumerate", help="all 1-block cells as a candidates table")
@@ -43,7 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("sample", help="N distinct cells drawn uniformly (random-search baseline)")
     p.add_argument("--blocks", type=int, required=True, help=f"cell size b (1..{MAX_BLOCKS})")
-    p.add_argument("--n", type=int, required=True, help="number of distinct cells")
+    p.add_argument(
+        "--n",
+        type=_count_or_auto,
+        required=True,
+        help="number of distinct cells (all b-block cells when the space holds fewer), or 'auto': "
+        "the models a progressive search with --beam-size and --max-blocks trains",
+    )
+    p.add_argument("--beam-size", type=int, default=None, help="K of the search whose budget 'auto' takes")
+    p.add_argument("--max-blocks", type=int, default=None, help="B of the search whose budget 'auto' takes")
     p.add_argument("--seed", type=int, default=0)
     _ops(p)
     p.add_argument("--out", required=True, help="candidates Parquet to write")
@@ -60,13 +78,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parents", required=True, help="candidates Parquet of the parent level")
     p.add_argument("--surrogate", required=True, help="folder written by fit-surrogate")
     _ops(p)
+    p.add_argument(
+        "--settings",
+        default=None,
+        help="training settings (JSON or YAML) of the search network: adds each child's exact params "
+        "and mult_adds columns",
+    )
     p.add_argument("--out", required=True, help="scored Parquet to write")
     p.set_defaults(func=run_expand_score)
 
-    p = sub.add_parser("select", help="top K children by predicted accuracy")
+    p = sub.add_parser(
+        "select", help="K children by predicted accuracy, optionally within budgets or by Pareto"
+    )
     p.add_argument("--scored", required=True, help="scored Parquet from expand-score")
     p.add_argument("--k", type=int, required=True, help="beam width K")
-    p.add_argument("--by", default=SELECT_DEFAULT, help=f"rnn, mlp, xgb or mean (default {SELECT_DEFAULT})")
+    p.add_argument(
+        "--by",
+        default=SELECT_DEFAULT,
+        help=f"{', '.join(SELECT_CHOICES)} (default {SELECT_DEFAULT}); ucb = pred_mean + kappa * spread",
+    )
+    p.add_argument("--kappa", type=float, default=1.0, help="UCB weight of the spread (default 1.0)")
+    p.add_argument("--max-params", type=int, default=None, help="drop children with more parameters")
+    p.add_argument("--max-mult-adds", type=int, default=None, help="drop children with more multiply-adds")
+    p.add_argument(
+        "--pareto", action="store_true", help="fill K from Pareto fronts of the score against cost"
+    )
+    p.add_argument(
+        "--pareto-cost", default="params", choices=("params", "mult_adds"), help="cost axis (default params)"
+    )
     p.add_argument("--out", required=True, help="candidates Parquet to write")
     p.set_defaults(func=run_select)
 
@@ -101,10 +140,26 @@ def run_enumerate(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    """Write N distinct random cells."""
+    """Write N distinct random cells (N from the search budget with ``--n auto``)."""
     from pnas_core import beam
+    from pnas_core.errors import PnasError
 
-    table = beam.sample_cells(Space.from_names(args.ops), args.blocks, args.n, args.seed)
+    space = Space.from_names(args.ops)
+    if not 1 <= args.blocks <= space.max_blocks:
+        raise PnasError(f"--blocks must be in 1..{space.max_blocks}, got {args.blocks}")
+    n = args.n
+    if n is None:
+        if args.beam_size is None or args.max_blocks is None:
+            raise PnasError("--n auto needs --beam-size and --max-blocks (the search whose budget it takes)")
+        n = beam.search_budget(space, args.max_blocks, args.beam_size)
+        print(f"budget of the search with K={args.beam_size}, B={args.max_blocks}: {n} cells")
+    capped = space.cap_to_distinct(args.blocks, n)
+    if capped < n:
+        print(
+            f"{n} cells asked, the space holds {capped} distinct {args.blocks}-block cells: taking all of them"
+        )
+        n = capped
+    table = beam.sample_cells(space, args.blocks, n, args.seed)
     beam.write_table(table, args.out)
     print(f"{table.num_rows} random {args.blocks}-block cells -> {args.out}")
     return 0
@@ -112,11 +167,11 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save the predictors."""
-    from pnas_core.surrogate import fit_data, read_records
+    from pnas_core.surrogate import fit_data, read_fit_records
     from pnas_core.surrogate.bundle import fit_predictors, save_predictors
 
     settings = _load_settings(args.settings)
-    data = fit_data(read_records(args.records))
+    data = fit_data(read_fit_records(args.records))
     save_predictors(fit_predictors(data, args.predictors, settings), args.out)
     print(f"fit {' '.join(args.predictors)} on {len(data)} cells -> {args.out}")
     return 0
@@ -128,20 +183,36 @@ def run_expand_score(args: argparse.Namespace) -> int:
     from pnas_core.surrogate.bundle import load_predictors
 
     space = Space.from_names(args.ops)
-    parents = beam.parent_tokens(beam.read_table(args.parents, "parents"), space)
-    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space)
+    parents = beam.parent_tokens(beam.read_cell_table(args.parents, "parents"), space)
+    costs = None
+    if args.settings is not None:
+        from pnas_core.cost import search_costs
+        from pnas_core.train import load_settings
+
+        costs = search_costs(load_settings(args.settings))
+    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space, costs)
     beam.write_table(table, args.out)
-    print(f"{table.num_rows} children of {len(parents)} parents scored -> {args.out}")
+    costed = " with params and mult_adds" if costs is not None else ""
+    print(f"{table.num_rows} distinct children of {len(parents)} parents scored{costed} -> {args.out}")
     return 0
 
 
 def run_select(args: argparse.Namespace) -> int:
     """Keep the top K."""
     from pnas_core import beam
+    from pnas_core.selection import Selection
 
-    table = beam.select(beam.read_table(args.scored, "scored"), args.k, args.by)
+    selection = Selection(
+        args.by, args.kappa, args.max_params, args.max_mult_adds, args.pareto, args.pareto_cost
+    )
+    scored = beam.read_cell_table(args.scored, "scored")
+    table = beam.select(scored, args.k, selection)
     beam.write_table(table, args.out)
-    print(f"top {table.num_rows} by {args.by} -> {args.out}")
+    how = selection.describe()
+    if args.pareto:
+        front = table.column("front").to_numpy()
+        how += f" (fronts {front.min()}..{front.max()})"
+    print(f"{table.num_rows} of {scored.num_rows} children by {how} -> {args.out}")
     return 0
 
 
@@ -152,10 +223,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from pnas_core import quality
     from pnas_core.beam import write_table
     from pnas_core.errors import PnasError
-    from pnas_core.surrogate import read_records
+    from pnas_core.surrogate import read_fit_records
 
     settings = _load_settings(args.settings)
-    records = read_records(args.records)
+    records = read_fit_records(args.records)
     if args.repeats is not None:
         if args.train_size is None:
             raise PnasError("--repeats needs --train-size")
@@ -163,7 +234,9 @@ def run_eval(args: argparse.Namespace) -> int:
             records, args.blocks, args.predictors, settings, args.train_size, args.repeats, args.seed
         )
     else:
-        df = quality.evaluate(records, args.blocks, args.predictors, settings, args.train_size, args.seed)
+        df = quality.heldout_quality(
+            records, args.blocks, args.predictors, settings, args.train_size, args.seed
+        )
     write_table(pa.Table.from_pandas(df, schema=quality.QUALITY_SCHEMA, preserve_index=False), args.out)
     print(df.groupby(["predictor", "split"])["rho"].mean().round(3).to_string())
     return 0

@@ -33,7 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads (default $PNAS_THREADS, else all allowed cores)",
+        help="torch CPU threads of the job, split among --workers (default $PNAS_THREADS, else all allowed cores)",
+    )
+    train.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="candidates trained at once on this job's device, each in its own process with threads/W "
+        "torch threads (default: the settings' workers, 1); results are the same for any W",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     train.set_defaults(func=run_train)
@@ -73,22 +80,28 @@ def read_candidates(path: Path) -> list[str]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train one shard, logging one line per finished candidate; write its records atomically."""
-    import warnings
+    import dataclasses
 
     from tqdm import tqdm
 
     from pnas_core import __version__
     from pnas_core.cache import ResultCache
-    from pnas_core.devices import set_threads
+    from pnas_core.devices import pick_device, set_threads
     from pnas_core.errors import PnasError
     from pnas_core.records import settings_metadata, write_records
-    from pnas_core.space import cell_id as id_of
-    from pnas_core.train import load_settings, train_candidate
+    from pnas_core.shard import train_shard
+    from pnas_core.train import load_settings
 
     if args.num_shards < 1 or not 0 <= args.shard < args.num_shards:
         raise PnasError(f"--shard must be in 0..{args.num_shards - 1} and --num-shards >= 1")
     threads = set_threads(args.threads)
     settings = load_settings(args.settings)
+    workers = settings.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise PnasError(f"--workers must be a positive integer, got {workers}")
+    # the shard index picks the GPU among the visible ones: deterministic, shared by all workers
+    device = pick_device(settings.device, slot=args.shard)
+    run_settings = dataclasses.replace(settings, device=str(device))  # device is not hashed
     cells = read_candidates(args.candidates)[args.shard :: args.num_shards]
     cache = ResultCache(args.cache_dir)
     data = settings.load_data()
@@ -96,42 +109,37 @@ def run_train(args: argparse.Namespace) -> int:
     log = tqdm.write
     log(
         f"pnas train: {tag}: {len(cells)} candidate(s), dataset {data.fingerprint}, "
-        f"settings {settings.settings_hash()}, {threads} thread(s)",
+        f"settings {settings.settings_hash()}, device {device}, {workers} worker(s), "
+        f"{max(1, threads // workers) if workers > 1 else threads} thread(s) each",
         file=sys.stderr,
     )
-    records: list[dict[str, Any]] = []
     counts = {"trained": 0, "cached": 0}
     bar = tqdm(
-        cells, desc=f"train {tag}", unit="cell", file=sys.stderr, disable=args.no_progress, leave=False
+        total=len(cells),
+        desc=f"train {tag}",
+        unit="cell",
+        file=sys.stderr,
+        disable=args.no_progress,
+        leave=False,
     )
-    for k, text in enumerate(bar, start=1):
-        key = (id_of(text), settings.settings_hash(), data.fingerprint, settings.seed)
-        with cache.lock(*key):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                record = cache.get(*key)
-            for w in caught:
-                log(f"pnas train: warning: {w.message}", file=sys.stderr)
-            if record is None:
 
-                def on_epoch(epoch: int, epochs: int, loss: float, acc: float) -> None:
-                    bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f} train_acc {acc:.3f}")
+    def on_epoch(epoch: int, epochs: int, loss: float, acc: float) -> None:
+        bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f} train_acc {acc:.3f}")
 
-                record = train_candidate(text, settings, data, on_epoch=on_epoch)
-                if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
-                    cache.put(record)
-                how = "trained"
-            else:
-                how = "cached"
+    def on_result(k: int, text: str, record: dict[str, Any], how: str, messages: list[str]) -> None:
+        for message in messages:
+            log(f"pnas train: warning: {message}", file=sys.stderr)
         counts[how] += 1
-        records.append(record)
+        bar.update()
         acc = "-" if record["val_acc"] is None else f"{record['val_acc']:.4f}"
         err = f" ({record['error']})" if record["error"] else ""
         log(
-            f"pnas train: [{k}/{len(cells)}] {how} {text} val_acc={acc} status={record['status']}{err} "
-            f"{record['train_seconds']:.1f}s",
+            f"pnas train: [{sum(counts.values())}/{len(cells)}] {how} {text} val_acc={acc} "
+            f"status={record['status']}{err} {record['train_seconds']:.1f}s",
             file=sys.stderr,
         )
+
+    records = train_shard(cells, run_settings, data, cache, workers, threads, on_result, on_epoch)
     bar.close()
     meta = settings_metadata(settings.to_dict(), __version__)
     meta.update(

@@ -44,7 +44,7 @@ BLOCK_W = 2 * BOX_W + 0.5
 ROW_H = 2.3
 
 
-def input_name(index: int) -> str:
+def input_label(index: int) -> str:
     """Name of input ``index`` of a block: H^{c-2}, H^{c-1} or ``block j``."""
     return INPUT_NAMES[index] if index < 2 else f"block {index - 1}"
 
@@ -58,14 +58,14 @@ def block_depths(cell: Cell) -> list[int]:
 
 
 def cell_table(cell: Cell) -> pd.DataFrame:
-    """One row per block half: ``block``, ``half``, ``input`` (index), ``input_name``, ``op``, ``depth``."""
+    """One row per block half: ``block``, ``half``, ``input`` (index), ``input_label``, ``op``, ``depth``."""
     depths = block_depths(cell)
     rows = [
         {
             "block": j,
             "half": h,
             "input": inp,
-            "input_name": input_name(inp),
+            "input_label": input_label(inp),
             "op": OPS[op],
             "depth": depths[j - 1],
         }

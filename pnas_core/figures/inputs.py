@@ -30,7 +30,7 @@ QUALITY_COLUMNS = ("predictor", "blocks", "repeat", "split", "rho", "n_train", "
 """Columns of ``pnas eval-surrogate`` output (``pnas_core.quality.QUALITY_SCHEMA``)."""
 
 
-def read_table(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFrame:
+def read_nonempty(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFrame:
     """Read a Parquet file and check that it has ``columns`` and at least one row."""
     df = read_frame(path, what, columns)
     if df.empty:
@@ -40,7 +40,7 @@ def read_table(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFr
 
 def read_summary(path: str | Path) -> pd.DataFrame:
     """The PNAS search summary, in training order (sorted by ``models_trained``)."""
-    df = read_table(path, "summary", SUMMARY_COLUMNS)
+    df = read_nonempty(path, "summary", SUMMARY_COLUMNS)
     return df.sort_values("models_trained", kind="stable").reset_index(drop=True)
 
 
@@ -50,8 +50,8 @@ def read_random(trained: str | Path, candidates: str | Path) -> pd.DataFrame:
     The order is the ``rank`` of each cell in ``candidates``; every trained cell must be a candidate.
     Candidates not (yet) trained are left out.
     """
-    rec = read_table(trained, "random-search records", RANDOM_TRAINED_COLUMNS)
-    cand = read_table(candidates, "random-search candidates", RANDOM_CANDIDATE_COLUMNS)
+    rec = read_nonempty(trained, "random-search records", RANDOM_TRAINED_COLUMNS)
+    cand = read_nonempty(candidates, "random-search candidates", RANDOM_CANDIDATE_COLUMNS)
     if cand["cell"].duplicated().any():
         dup = cand.loc[cand["cell"].duplicated(), "cell"].iloc[0]
         raise PnasError(f"random-search candidates file {candidates} lists cell {dup!r} twice")
@@ -72,7 +72,7 @@ def read_quality(paths: Sequence[str | Path]) -> pd.DataFrame:
 
     A (predictor, blocks, repeat, split) row given twice is an error naming both files' key.
     """
-    frames = [read_table(p, "predictor-quality", QUALITY_COLUMNS).assign(_file=str(p)) for p in paths]
+    frames = [read_nonempty(p, "predictor-quality", QUALITY_COLUMNS).assign(_file=str(p)) for p in paths]
     df = pd.concat(frames, ignore_index=True)
     key = ["predictor", "blocks", "repeat", "split"]
     dup = df[df.duplicated(key, keep=False)]

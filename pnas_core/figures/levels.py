@@ -6,27 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import spearmanr
 
 from pnas_core.errors import PnasError
 from pnas_core.figures.inputs import ok_accuracy
 from pnas_core.figures.style import (
     METHOD_COLORS,
     METHOD_LABELS,
+    PLOT_PREDICTORS,
     PREDICTOR_COLORS,
     PREDICTOR_LABELS,
-    PREDICTORS,
     new_figure,
 )
+from pnas_core.stats import spearman
 
 JITTER_SEED = 0
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rho of two equal-length arrays; NaN with fewer than 3 pairs or a constant side."""
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
 
 
 def prediction_sources(summary: pd.DataFrame) -> dict[str, str]:
@@ -37,7 +30,7 @@ def prediction_sources(summary: pd.DataFrame) -> dict[str, str]:
     sources = {}
     if "score" in summary and later["score"].notna().any():
         sources["score"] = "score"
-    for pred in PREDICTORS:
+    for pred in PLOT_PREDICTORS:
         col = f"pred_{pred}"
         if col in summary and later[col].notna().any():
             if "score" in sources and _same(later[col], later["score"]):
@@ -57,7 +50,7 @@ def _same(a: pd.Series, b: pd.Series) -> bool:
 def selection_label(summary: pd.DataFrame) -> str:
     """Label of the selection score, naming the predictor it equals when there is one."""
     later = summary[summary["level"] >= 2]
-    for pred in PREDICTORS:
+    for pred in PLOT_PREDICTORS:
         col = f"pred_{pred}"
         if "score" in summary and col in summary and _same(later[col], later["score"]):
             return f"selection score (= {PREDICTOR_LABELS[pred]})"

@@ -1,5 +1,7 @@
 """Accuracy against model size (Pareto view): every trained cell of PNAS and of random search, with
-each method's Pareto front (no other cell of that method is both smaller and more accurate)."""
+each method's Pareto front (no other cell of that method is both smaller and more accurate), the
+search's size budget when it had one, and the cells picked from the first front of predicted accuracy
+against size when it picked by Pareto fronts."""
 
 from __future__ import annotations
 
@@ -26,9 +28,19 @@ def pareto_mask(size: np.ndarray, acc: np.ndarray) -> np.ndarray:
     return mask
 
 
+def budget(summary: pd.DataFrame, size: str) -> int | None:
+    """The search's budget on ``size`` (its ``max_params`` / ``max_mult_adds`` column), None if none."""
+    column = f"max_{size}"
+    if column not in summary.columns or summary[column].isna().all():
+        return None
+    return int(summary[column].max())
+
+
 def pareto_table(pnas: pd.DataFrame, random: pd.DataFrame | None, size: str = "params") -> pd.DataFrame:
     """Every cell trained with status ``ok``: ``method``, ``cell``, ``num_blocks``, ``params``,
-    ``mult_adds``, ``val_acc``, ``on_front`` (Pareto-optimal in ``size`` within its method)."""
+    ``mult_adds``, ``val_acc``, ``on_front`` (Pareto-optimal in ``size`` within its method) and
+    ``predicted_front`` (the Pareto front of predicted accuracy it was picked from, 0 = first; missing
+    unless the search picked by fronts)."""
     frames = []
     for method, df in (("PNAS", pnas), ("random", random)):
         if df is None:
@@ -42,6 +54,9 @@ def pareto_table(pnas: pd.DataFrame, random: pd.DataFrame | None, size: str = "p
                 "params": ok["params"].astype("int64").to_numpy(),
                 "mult_adds": ok["mult_adds"].astype("int64").to_numpy(),
                 "val_acc": ok["val_acc"].to_numpy(),
+                "predicted_front": (
+                    ok["front"].astype("Int64").to_numpy() if "front" in ok.columns else pd.NA
+                ),
             }
         )
         part["on_front"] = pareto_mask(part[size].to_numpy(), part["val_acc"].to_numpy())
@@ -49,8 +64,9 @@ def pareto_table(pnas: pd.DataFrame, random: pd.DataFrame | None, size: str = "p
     return pd.concat(frames, ignore_index=True)
 
 
-def pareto_figure(table: pd.DataFrame, size: str) -> Figure:
-    """Scatter of accuracy against size (log x), each method's front as a step line."""
+def pareto_figure(table: pd.DataFrame, size: str, limit: int | None = None) -> Figure:
+    """Scatter of accuracy against size (log x), each method's front as a step line, the budget
+    ``limit`` on ``size`` as a vertical line and the picks from the first predicted front ringed."""
     fig = new_figure(5.6, 4.0)
     ax = fig.subplots()
     for method, part in table.groupby("method", sort=False):
@@ -85,6 +101,20 @@ def pareto_figure(table: pd.DataFrame, size: str) -> Figure:
             linewidths=0.5,
             zorder=3,
         )
+    picked = table[table["predicted_front"].astype("Int64").eq(0).fillna(False).to_numpy(bool)]
+    if not picked.empty:
+        ax.scatter(
+            picked[size],
+            picked["val_acc"],
+            s=70,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=4,
+            label=f"picked from the first predicted front ({len(picked)} cells)",
+        )
+    if limit is not None:
+        ax.axvline(limit, color="0.3", linestyle="--", linewidth=1.0, label=f"budget: max_{size} {limit:,}")
     ax.set_xscale("log")
     ax.set_xlabel(f"{SIZE_LABELS[size]} of the search-time network (log scale)")
     ax.set_ylabel("validation accuracy")

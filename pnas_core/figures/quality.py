@@ -7,11 +7,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pnas_core.errors import PnasError
-from pnas_core.figures.style import PREDICTOR_COLORS, PREDICTOR_LABELS, PREDICTORS, new_figure
+from pnas_core.figures.style import PLOT_PREDICTORS, PREDICTOR_COLORS, PREDICTOR_LABELS, new_figure
 
 SPLIT_ORDER = ("train", "heldout", "next")
 SPLIT_TITLES = {
-    "train": "the cells it was fit on (size b)",
+    "train": "the b-block cells it was fit on",
     "heldout": "held-out cells of size b",
     "next": "cells one block larger (size b+1)",
 }
@@ -26,10 +26,10 @@ def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
     ``repeats`` (repeats with a defined rho), ``n_train`` and ``n_eval`` (mean cells fitted and ranked).
     Rows are ordered by split, predictor, b.
     """
-    unknown = sorted(set(quality["predictor"]) - set(PREDICTORS))
+    unknown = sorted(set(quality["predictor"]) - set(PLOT_PREDICTORS))
     if unknown:
         raise PnasError(
-            f"predictor-quality table names unknown predictor(s) {unknown} (known: {list(PREDICTORS)})"
+            f"predictor-quality table names unknown predictor(s) {unknown} (known: {list(PLOT_PREDICTORS)})"
         )
     g = quality.groupby(["blocks", "predictor", "split"], sort=False)
     table = g.agg(
@@ -41,7 +41,7 @@ def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     table.loc[table["repeats"] == 1, "rho_std"] = 0.0
     table["_split"] = table["split"].map(_split_key)
-    table["_pred"] = table["predictor"].map(PREDICTORS.index)
+    table["_pred"] = table["predictor"].map(PLOT_PREDICTORS.index)
     table = table.sort_values(["_split", "split", "_pred", "blocks"], kind="stable")
     return table.drop(columns=["_split", "_pred"]).reset_index(drop=True)
 
@@ -56,10 +56,10 @@ def quality_figure(table: pd.DataFrame) -> Figure:
     fig = new_figure(3.4 * len(splits) + 0.6, 3.4)
     axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
     bs = sorted(table["blocks"].unique())
-    offsets = {p: (i - 1.5) * 0.07 for i, p in enumerate(PREDICTORS)}
+    offsets = {p: (i - 1.5) * 0.07 for i, p in enumerate(PLOT_PREDICTORS)}
     for ax, split in zip(axes, splits, strict=True):
         part = table[table["split"] == split]
-        for pred in PREDICTORS:
+        for pred in PLOT_PREDICTORS:
             rows = part[part["predictor"] == pred]
             if rows.empty:
                 continue
@@ -77,7 +77,7 @@ def quality_figure(table: pd.DataFrame) -> Figure:
         repeats = sorted(part["repeats"].unique())
         reps = f"{repeats[0]}" if len(repeats) == 1 else f"{repeats[0]}–{repeats[-1]}"
         ax.set_title(f"Spearman ρ on {SPLIT_TITLES.get(split, split)}\n(mean ± std over {reps} repeats)")
-        ax.set_xlabel("b, blocks of the cells the predictor was fit on")
+        ax.set_xlabel("b (fit on cells of 1..b blocks)")
         ax.set_xticks(bs, [_tick(part, b) for b in bs])
         ax.axhline(0.0, color="black", linewidth=0.6)
     axes[0].set_ylabel("Spearman rank correlation ρ")

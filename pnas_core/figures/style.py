@@ -56,7 +56,7 @@ PREDICTOR_LABELS = {
     "xgb": "XGBoost",
     "mean": "mean of predictors",
 }
-PREDICTORS = ("rnn", "mlp", "xgb", "mean")
+PLOT_PREDICTORS = ("rnn", "mlp", "xgb", "mean")
 """Predictor names in plotting order (the ``pred_<name>`` columns of a summary)."""
 
 METHOD_COLORS = {"PNAS": "#1f77b4", "random": "#ff7f0e"}

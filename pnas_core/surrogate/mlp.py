@@ -1,4 +1,4 @@
-"""MLP ensemble predictor (SPEC §4): per-block concatenated token embeddings, averaged over blocks,
+"""MLP ensemble predictor (docs/method.md, "Surrogate predictors"): per-block concatenated token embeddings, averaged over blocks,
 two hidden layers, sigmoid."""
 
 from __future__ import annotations

@@ -14,11 +14,10 @@ from pnas_core.tables import read_frame
 REQUIRED_COLUMNS = ("cell", "num_blocks", "val_acc", "status")
 
 
-def read_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+def read_fit_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """Concatenate record files, checking each has the columns the predictors need."""
     if not paths:
         raise PnasError("no records files given")
-    frames = []
     frames = [read_frame(path, "records", REQUIRED_COLUMNS) for path in paths]
     return pd.concat(frames, ignore_index=True)
 

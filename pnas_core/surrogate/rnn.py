@@ -1,4 +1,4 @@
-"""RNN ensemble predictor (SPEC §4): an LSTM over the 4·b tokens, final hidden state -> linear -> sigmoid."""
+"""RNN ensemble predictor (docs/method.md, "Surrogate predictors"): an LSTM over the 4·b tokens, final hidden state -> linear -> sigmoid."""
 
 from __future__ import annotations
 

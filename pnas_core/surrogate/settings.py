@@ -1,12 +1,14 @@
-"""Surrogate settings (SPEC §4): one frozen dataclass, read from a dict, JSON or YAML file."""
+"""Surrogate settings (docs/method.md, "Surrogate predictors"): one frozen dataclass, read from a dict, JSON or YAML file."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pnas_core.devices import DEVICE_CHOICES
 from pnas_core.errors import PnasError
 from pnas_core.settings_io import from_file, from_mapping
 from pnas_core.space import MAX_BLOCKS
@@ -33,7 +35,9 @@ class SurrogateSettings:
     ``lr_first`` is used when the largest cell in the fit data has one block, ``lr`` otherwise
     (paper: 0.01 and 0.002). Adam is the optimiser. ``max_blocks`` is B, the padding of the XGBoost
     encoding. ``epochs``, ``batch_size`` and ``weight_decay`` are the project's choices (the paper is
-    silent).
+    silent). ``device`` is where the neural ensembles fit and score: ``cpu`` (the default, so scores,
+    and with them the beam's picks, do not depend on the node) or ``auto``/``cuda``/``cuda:<i>``
+    (the workflow's surrogate jobs then declare a GPU). XGBoost always runs on the CPU.
     """
 
     ensemble_size: int = 5
@@ -47,6 +51,7 @@ class SurrogateSettings:
     weight_decay: float = 0.0
     xgb: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(XGB_DEFAULTS))
     max_blocks: int = MAX_BLOCKS
+    device: str = "cpu"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -65,6 +70,12 @@ class SurrogateSettings:
         if not isinstance(self.max_blocks, int) or not 1 <= self.max_blocks <= MAX_BLOCKS:
             raise PnasError(
                 f"surrogate setting 'max_blocks' must be in 1..{MAX_BLOCKS}, got {self.max_blocks!r}"
+            )
+        if not isinstance(self.device, str) or (
+            self.device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", self.device)
+        ):
+            raise PnasError(
+                f"surrogate setting 'device' is {self.device!r}; choose cpu, auto, cuda or cuda:<index>"
             )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise PnasError(f"surrogate setting 'seed' must be an integer, got {self.seed!r}")

@@ -12,16 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pnas_core.devices import pick_device
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size
 from pnas_core.surrogate.settings import SurrogateSettings
 
 MEMBERS_FILE = "members.pt"
 PREDICT_CHUNK = 65536
-
-
-def pick_device() -> torch.device:
-    """CUDA when present, CPU otherwise."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def fold_train_indices(n: int, k: int, seed: int) -> list[np.ndarray]:
@@ -59,12 +55,12 @@ class TokenModel(nn.Module):
 
 
 class TorchEnsemble(Predictor):
-    """An ensemble of token models, member i fit on all but fold i of the data (SPEC §4)."""
+    """An ensemble of token models, member i fit on all but fold i of the data (docs/method.md, "Surrogate predictors")."""
 
     def __init__(self, settings: SurrogateSettings | None = None) -> None:
         super().__init__(settings)
         self.members: list[TokenModel] = []
-        self.device = pick_device()
+        self.device = pick_device(self.settings.device)
 
     @abc.abstractmethod
     def build_model(self) -> TokenModel:

@@ -1,4 +1,4 @@
-"""Gradient-boosted baseline (SPEC §4, the user's request): XGBoost on a fixed-length cell encoding."""
+"""Gradient-boosted baseline (docs/method.md, "Surrogate predictors"; not in the paper): XGBoost on a fixed-length cell encoding."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from xgboost import XGBRegressor
 
 from pnas_core.errors import PnasError
 from pnas_core.space import MAX_BLOCKS, OPS
@@ -49,9 +50,7 @@ class XGBPredictor(Predictor):
         super().__init__(settings)
         self.model = None
 
-    def _regressor(self, base_score: float | None = None):
-        from xgboost import XGBRegressor
-
+    def _regressor(self, base_score: float | None = None) -> XGBRegressor:
         params = dict(self.settings.xgb)
         return XGBRegressor(
             **params,

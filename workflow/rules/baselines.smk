@@ -1,6 +1,6 @@
-# Experiments beside the search, trained through the same train_shard rule and cache:
-# a random-search baseline with the PNAS budget, and the paper's predictor-quality experiment
-# (Algorithm 2). Their samples are seeded and fixed before anything trains: the DAG stays static.
+# Experiments beside the search, trained through the same train_shard rule and cache: a random-search
+# baseline with the PNAS budget (`pnas sample --n auto` computes it), and the paper's predictor-quality
+# experiment (Algorithm 2). Their samples are seeded and fixed before anything trains: the DAG stays static.
 
 
 rule sample_random:
@@ -8,25 +8,28 @@ rule sample_random:
         candidates=f"{RESULTS}/random/candidates.parquet",
     params:
         blocks=RANDOM_BLOCKS,
-        n=RANDOM_BUDGET,
+        n=config["random_search"]["budget"] or "auto",
+        beam_size=K,
+        max_blocks=B,
         seed=config["seed"],
         ops=" ".join(OPS),
-        code=BEAM_CODE,
+        code=command_hash("surrogate_cmds.run_sample"),
     log:
         f"{RESULTS}/logs/random/sample.log",
     shell:
-        "pnas sample --blocks {params.blocks} --n {params.n} --seed {params.seed} --ops {params.ops}"
-        " --out {output.candidates} > {log} 2>&1"
+        "pnas sample --blocks {params.blocks} --n {params.n} --beam-size {params.beam_size}"
+        " --max-blocks {params.max_blocks} --seed {params.seed}"
+        " --ops {params.ops} --out {output.candidates} > {log} 2>&1"
 
 
 rule sample_quality:
     output:
         candidates=f"{RESULTS}/quality/b{{b}}/candidates.parquet",
     params:
-        n=lambda wc: quality_cells(int(wc.b)),
+        n=config["quality"]["cells_per_size"],
         seed=lambda wc: config["seed"] + 1000 * int(wc.b),
         ops=" ".join(OPS),
-        code=BEAM_CODE,
+        code=command_hash("surrogate_cmds.run_sample"),
     log:
         f"{RESULTS}/logs/quality/b{{b}}/sample.log",
     shell:
@@ -36,7 +39,8 @@ rule sample_quality:
 
 rule eval_quality:
     input:
-        fitted=f"{RESULTS}/quality/b{{b}}/trained.parquet",
+        # Algorithm 2: the predictor at size b is fit on random cells of every size 1..b.
+        fitted=lambda wc: [f"{RESULTS}/quality/b{j}/trained.parquet" for j in range(1, int(wc.b) + 1)],
         larger=lambda wc: f"{RESULTS}/quality/b{int(wc.b) + 1}/trained.parquet",
         settings=f"{RESULTS}/settings/surrogate.json",
     output:
@@ -44,10 +48,12 @@ rule eval_quality:
     params:
         predictors=" ".join(config["search"]["predictors"]),
         repeats=config["quality"]["repeats"],
-        train_size=lambda wc: min(config["quality"]["train_size"], quality_cells(int(wc.b))),
+        train_size=config["quality"]["train_size"],
         seed=config["seed"],
-        code=SURROGATE_CODE,
+        code=command_hash("surrogate_cmds.run_eval"),
     threads: 2
+    resources:
+        gpu=1 if SURROGATE_GPU else 0,
     log:
         f"{RESULTS}/logs/quality/b{{b}}/eval.log",
     benchmark:

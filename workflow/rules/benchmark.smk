@@ -8,7 +8,7 @@ rule bench_cells:
         candidates=f"{RESULTS}/bench/candidates.parquet",
     params:
         ops=" ".join(OPS),
-        code=BEAM_CODE,
+        code=command_hash("bench_cmds.run_cells"),
     log:
         f"{RESULTS}/logs/bench/cells.log",
     shell:
@@ -22,6 +22,7 @@ rule bench_train_settings:
         seed=r"\d+",
     params:
         settings=lambda wc: train_settings(int(wc.seed)),
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/train_settings_seed{{seed}}.log",
     script:
@@ -35,7 +36,7 @@ rule bench_table:
         table=f"{RESULTS}/bench/table.parquet",
     params:
         ops=" ".join(OPS),
-        code=code_hash("benchmark.py", "space.py", "records.py"),
+        code=command_hash("bench_cmds.run_table"),
     log:
         f"{RESULTS}/logs/bench/table.log",
     shell:

@@ -1,13 +1,13 @@
-# Which cells each level trains: all 1-block cells at level 1, then the top K children of the
-# previous level by predicted accuracy.
-
+# Which cells each level trains: all 1-block cells at level 1, then K children of the previous level
+# picked by predicted accuracy (optionally an upper confidence bound, within cost budgets, or from
+# Pareto fronts of predicted accuracy against cost; see config/README.md).
 
 rule enumerate_level1:
     output:
         candidates=f"{RESULTS}/level1/candidates.parquet",
     params:
         ops=" ".join(OPS),
-        code=BEAM_CODE,
+        code=command_hash("surrogate_cmds.run_enumerate"),
     log:
         f"{RESULTS}/logs/level1/enumerate.log",
     shell:
@@ -18,18 +18,21 @@ rule expand_score:
     input:
         parents=lambda wc: f"{level_dir(int(wc.level) - 1)}/candidates.parquet",
         surrogate=lambda wc: f"{level_dir(int(wc.level) - 1)}/surrogate",
+        settings=f"{RESULTS}/settings/train.json",
     output:
         scored=f"{RESULTS}/level{{level}}/scored.parquet",
     params:
         ops=" ".join(OPS),
-        code=SURROGATE_CODE,
+        code=command_hash("surrogate_cmds.run_expand_score"),
+    resources:
+        gpu=1 if SURROGATE_GPU else 0,
     log:
         f"{RESULTS}/logs/level{{level}}/expand_score.log",
     benchmark:
         f"{RESULTS}/benchmarks/level{{level}}/expand_score.tsv"
     shell:
         "pnas expand-score --parents {input.parents} --surrogate {input.surrogate} --ops {params.ops}"
-        " --out {output.scored} > {log} 2>&1"
+        " --settings {input.settings} --out {output.scored} > {log} 2>&1"
 
 
 rule select_top_k:
@@ -41,9 +44,9 @@ rule select_top_k:
         level=r"[2-9]",
     params:
         k=K,
-        by=config["search"]["select_by"],
-        code=BEAM_CODE,
+        flags=select_flags(),
+        code=command_hash("surrogate_cmds.run_select"),
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:
-        "pnas select --scored {input.scored} --k {params.k} --by {params.by} --out {output.candidates} > {log} 2>&1"
+        "pnas select --scored {input.scored} --k {params.k} {params.flags} --out {output.candidates} > {log} 2>&1"

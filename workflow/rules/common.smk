@@ -1,12 +1,17 @@
-# Helpers shared by every rule: config validation, paths, code hashes, resources.
-# Parse-time work stays cheap (no Parquet reads, no torch): every SLURM job re-parses this file.
-import hashlib
+# Shared by every rule: config validation, paths, code hashes, resources. No domain math here: budgets
+# and cell counts come from the pnas command that needs them. Parse-time work stays cheap (no Parquet
+# reads, no torch): every SLURM job re-parses this file.
 import os
-import importlib.util
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# command_hash("train_cmds.run_train"): hash of everything that pnas command runs, found with ast;
+# every rule carries the hash of its command as `params.code`, so editing any module it runs reruns it.
+from code_closure import command_hash, script_hash  # noqa: E402
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -20,7 +25,20 @@ LEVELS = list(range(1, B + 1))
 CACHE_DIR = config["cache_dir"]
 RESULTS = f"results/{NAME}"
 FIGURES = f"{RESULTS}/figures"
-USE_GPU = config["train"].get("device", "auto") == "cuda"
+FINAL = f"{RESULTS}/final"
+RANDOM_BLOCKS = config["random_search"]["blocks"] or B
+QUALITY_SIZES = config["quality"]["sizes"] or list(range(1, B))
+
+
+def uses_gpu(section):
+    """Whether a config section's settings put its jobs on a GPU (they then declare `gpu=1`)."""
+    return str(config[section].get("device", "auto")).startswith("cuda")
+
+
+TRAIN_GPU = uses_gpu("train")
+FINAL_GPU = uses_gpu("final")
+SURROGATE_GPU = uses_gpu("surrogate")
+TRAIN_WORKERS = config["train"].get("workers", 1)
 
 
 wildcard_constraints:
@@ -36,86 +54,24 @@ def fail(message):
     raise WorkflowError(f"pnas config: {message}")
 
 
-if len(set(OPS)) != len(OPS):
-    fail(f"search.ops lists an op twice: {OPS}")
-if config["dataset"] == "cifar10":
+# The dataset's layout inside data_root is checked by pnas_core.data in the first training job; a
+# missing folder is caught here already, so a dry run names it before anything runs.
+if config["dataset"] in ("cifar10", "imagefolder"):
     if not config.get("data_root"):
-        fail("dataset 'cifar10' needs data_root (e.g. --config data_root=/data/cifar10)")
-    batches = Path(config["data_root"]) / "cifar-10-batches-py"
-    expected = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    missing = [f for f in expected if not (batches / f).is_file()]
-    if missing:
-        fail(f"data_root {config['data_root']!r}: CIFAR-10 not found, missing {batches}/{missing[0]} (expected {', '.join(expected)}; torchvision's python-version layout)")
-elif config["dataset"] == "imagefolder":
-    if not config.get("data_root") or not (Path(config["data_root"]) / "train").is_dir():
-        fail(f"dataset 'imagefolder' needs data_root with a train/ folder, got {config.get('data_root')!r}")
+        fail(f"dataset {config['dataset']!r} needs data_root (e.g. --config data_root=/data/cifar10)")
+    if not Path(config["data_root"]).is_dir():
+        fail(f"data_root {config['data_root']!r} is not a folder")
 
 
-def _package_dir():
-    spec = importlib.util.find_spec("pnas_core")
-    if spec is None or not spec.submodule_search_locations:
-        fail("the pnas package is not installed (pip install -e .)")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def code_hash(*parts):
-    """Hash of the named pnas_core modules or sub-packages: a rule whose output depends on that
-    code puts it in params, so editing the code reruns the rule (Snakemake cannot see package edits)."""
-    root = _package_dir()
-    digest = hashlib.sha256()
-    for part in parts:
-        path = root / part
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            digest.update(str(f.relative_to(root)).encode())
-            digest.update(f.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-BEAM_CODE = code_hash("space.py", "beam.py", "tables.py")
-TRAIN_CODE = code_hash(
-    "space.py", "network.py", "ops.py", "data.py", "train.py", "records.py", "cache.py", "devices.py"
-)
-SURROGATE_CODE = code_hash("space.py", "surrogate", "beam.py", "quality.py", "tables.py")
-SUMMARY_CODE = code_hash("summary.py", "tables.py")
-FIGURES_CODE = code_hash("figures")
-
-
-def count_cells(b):
-    """Distinct b-block cells over the configured ops (SPEC §1)."""
-    total = 1
-    for j in range(1, b + 1):
-        n = (j + 1) * len(OPS)
-        total *= n * (n + 1) // 2
-    return total
-
-
-def pnas_budget():
-    """Models the PNAS search trains: all 1-block cells, then min(K, #children) per level."""
-    trained, beam = count_cells(1), count_cells(1)
-    for b in range(2, B + 1):
-        n = (b + 1) * len(OPS)
-        beam = min(K, beam * n * (n + 1) // 2)
-        trained += beam
-    return trained
-
-
-RANDOM_BLOCKS = config["random_search"]["blocks"] or B
-RANDOM_BUDGET = min(config["random_search"]["budget"] or pnas_budget(), count_cells(RANDOM_BLOCKS))
-QUALITY_SIZES = config["quality"]["sizes"] or list(range(1, B))
-if config["quality"]["enabled"] and max(QUALITY_SIZES, default=0) >= 5:
-    fail(f"quality.sizes {QUALITY_SIZES}: the quality experiment fits on b and tests on b+1, so b must be below 5")
+FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
+"""Dataset keys the final training takes from `train:` unless `final:` sets them: the test split must
+be the one the search never saw."""
 FIGURE_KINDS = {
     "search_efficiency": "efficiency",
     "predicted_vs_true": "predictions",
     "accuracy_by_size": "distribution",
     "accuracy_vs_size": "pareto",
 }
-
-
-def quality_cells(b):
-    """R, capped by the number of distinct b-block cells."""
-    return min(config["quality"]["cells_per_size"], count_cells(b))
 
 
 BENCH_SEEDS = config.get("benchmark", {}).get("seeds", [config["seed"]])
@@ -155,6 +111,10 @@ def trained_upto(level):
     return [f"{level_dir(b)}/trained.parquet" for b in range(1, int(level) + 1)]
 
 
+def final_outputs():
+    return [f"{FINAL}/metrics.json", f"{FINAL}/curve.png", f"{FINAL}/model.torchscript.pt"]
+
+
 def search_outputs():
     return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/best_cell.txt"]
 
@@ -166,7 +126,7 @@ def figure_files():
         stems.append("predictor_quality")
     if B < 2:
         stems.remove("predicted_vs_true")
-    return [f"{RESULTS}/figures/{stem}.{ext}" for stem in stems for ext in ("png", "pdf", "csv")]
+    return [f"{FIGURES}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf", "csv")]
 
 
 def random_inputs(wildcards=None):
@@ -192,3 +152,18 @@ def figure_outputs(stem, category):
         "pdf": f"{FIGURES}/{stem}.pdf",
         "csv": f"{FIGURES}/{stem}.csv",
     }
+
+
+def select_flags():
+    """`pnas select` flags for the search section's selection keys."""
+    search = config["search"]
+    flags = [f"--by {search['select_by']}"]
+    if search["select_by"] == "ucb":
+        flags.append(f"--kappa {search['ucb_kappa']}")
+    if search["max_params"] is not None:
+        flags.append(f"--max-params {search['max_params']}")
+    if search["max_mult_adds"] is not None:
+        flags.append(f"--max-mult-adds {search['max_mult_adds']}")
+    if search["pareto"]:
+        flags.append(f"--pareto --pareto-cost {search['pareto_cost']}")
+    return " ".join(flags)

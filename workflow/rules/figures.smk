@@ -9,7 +9,7 @@ rule figure_quality:
         **figure_outputs("predictor_quality", "1. Predictor quality"),
     params:
         out_dir=lambda wc, output: os.path.dirname(output.png),
-        code=FIGURES_CODE,
+        code=command_hash("figure_cmds.run_quality"),
     log:
         f"{RESULTS}/logs/figures/predictor_quality.log",
     shell:
@@ -31,7 +31,7 @@ for _stem, _kind in FIGURE_KINDS.items():
             kind=_kind,
             random=lambda wc, input, stem=_stem: random_flags(stem, input),
             out_dir=lambda wc, output: os.path.dirname(output.png),
-            code=FIGURES_CODE,
+            code=command_hash(f"figure_cmds.run_{_kind}"),
         log:
             f"{RESULTS}/logs/figures/{_stem}.log",
         shell:
@@ -46,7 +46,7 @@ rule figure_best_cell:
         **figure_outputs("best_cell", "3. Best cell"),
     params:
         out_dir=lambda wc, output: os.path.dirname(output.png),
-        code=FIGURES_CODE,
+        code=command_hash("figure_cmds.run_cell"),
     log:
         f"{RESULTS}/logs/figures/best_cell.log",
     shell:

@@ -1,20 +1,6 @@
-# The final network (SPEC §2): the best cell stacked deeper and wider, trained on train+val, evaluated
+# The final network (docs/method.md, "The final network"): the best cell stacked deeper and wider, trained on train+val, evaluated
 # once on test, then exported to TorchScript. `pnas final-train` checkpoints into the output folder
 # (checkpoint.pt is no declared output, so Snakemake keeps it): a killed job resumes where it stopped.
-
-FINAL = f"{RESULTS}/final"
-FINAL_CODE = code_hash(
-    "space.py", "network.py", "ops.py", "data.py", "train.py", "devices.py", "final.py", "model_io.py"
-)
-FINAL_USE_GPU = config["final"].get("device", "auto") == "cuda"
-FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
-"""Dataset keys the final training takes from `train:` unless `final:` sets them: the test split must
-be the one the search never saw."""
-
-
-def final_outputs():
-    return [f"{FINAL}/metrics.json", f"{FINAL}/curve.png", f"{FINAL}/model.torchscript.pt"]
-
 
 rule final_settings:
     output:
@@ -27,6 +13,7 @@ rule final_settings:
             **({"data_root": config["data_root"]} if config.get("data_root") else {}),
             "seed": config["seed"],
         },
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/final_settings.log",
     script:
@@ -47,11 +34,11 @@ rule final_train:
         pdf=f"{FINAL}/curve.pdf",
         csv=f"{FINAL}/curve.csv",
     params:
-        out_dir=FINAL,
-        code=FINAL_CODE,
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        code=command_hash("final_cmds.run_final_train"),
     threads: config["train_threads"]
     resources:
-        gpu=1 if FINAL_USE_GPU else 0,
+        gpu=1 if FINAL_GPU else 0,
     log:
         f"{RESULTS}/logs/final_train.log",
     benchmark:
@@ -67,7 +54,7 @@ rule final_export:
     output:
         f"{FINAL}/model.torchscript.pt",
     params:
-        code=FINAL_CODE,
+        code=command_hash("final_cmds.run_export"),
     log:
         f"{RESULTS}/logs/final_export.log",
     shell:

@@ -7,6 +7,7 @@ rule train_settings:
         f"{RESULTS}/settings/train.json",
     params:
         settings=train_settings(config["seed"]),
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/train_settings.log",
     script:
@@ -18,6 +19,7 @@ rule surrogate_settings:
         f"{RESULTS}/settings/surrogate.json",
     params:
         settings={**config["surrogate"], "max_blocks": B, "seed": config["seed"]},
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/surrogate_settings.log",
     script:

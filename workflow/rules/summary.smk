@@ -11,7 +11,7 @@ rule summarize:
         best=f"{RESULTS}/best_cell.txt",
         csv=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="0. Summary"),
     params:
-        code=SUMMARY_CODE,
+        code=command_hash("summary_cmds.run"),
     log:
         f"{RESULTS}/logs/summarize.log",
     shell:

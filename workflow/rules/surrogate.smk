@@ -9,8 +9,10 @@ rule fit_surrogate:
         surrogate=directory(f"{RESULTS}/level{{level}}/surrogate"),
     params:
         predictors=" ".join(config["search"]["predictors"]),
-        code=SURROGATE_CODE,
+        code=command_hash("surrogate_cmds.run_fit"),
     threads: 2
+    resources:
+        gpu=1 if SURROGATE_GPU else 0,
     log:
         f"{RESULTS}/logs/level{{level}}/fit_surrogate.log",
     benchmark:

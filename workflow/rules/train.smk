@@ -10,10 +10,12 @@ rule train_shard:
     params:
         num_shards=SHARDS,
         cache=CACHE_DIR,
-        code=TRAIN_CODE,
-    threads: config["train_threads"]
+        code=command_hash("train_cmds.run_train"),
+        workers=TRAIN_WORKERS,
+    # train_threads torch threads for each of the shard's train.workers concurrent candidates
+    threads: config["train_threads"] * TRAIN_WORKERS
     resources:
-        gpu=1 if USE_GPU else 0,
+        gpu=1 if TRAIN_GPU else 0,
     log:
         f"{RESULTS}/logs/{{stage}}/train_shard{{shard}}.log",
     benchmark:
@@ -21,16 +23,16 @@ rule train_shard:
     shell:
         "pnas train --candidates {input.candidates} --settings {input.settings}"
         " --shard {wildcards.shard} --num-shards {params.num_shards} --cache-dir {params.cache}"
-        " --threads {threads} --out {output.shard} > {log} 2>&1"
+        " --threads {threads} --workers {params.workers} --out {output.shard} > {log} 2>&1"
 
 
 rule merge_shards:
     input:
-        shards=expand(f"{RESULTS}/{{{{stage}}}}/train/shard{{shard}}.parquet", shard=range(SHARDS)),
+        shards=lambda wc: [f"{RESULTS}/{wc.stage}/train/shard{i}.parquet" for i in range(SHARDS)],
     output:
         trained=f"{RESULTS}/{{stage}}/trained.parquet",
     params:
-        code=TRAIN_CODE,
+        code=command_hash("train_cmds.run_merge"),
     log:
         f"{RESULTS}/logs/{{stage}}/merge.log",
     shell:

@@ -1,0 +1,105 @@
+"""Training one shard of candidates through the result cache, one at a time or W at once.
+
+With ``workers`` W > 1 the shard's candidates are trained by W worker processes (spawned, so CUDA
+works in them) on the same device: W networks share one GPU, or the CPU threads are split among them
+(``threads // W`` each). Each worker loads the dataset once (an image folder is memory-mapped, so W
+workers share its pages). Which worker trains which candidate does not matter: a candidate's seed
+comes from its cell id, so with the same threads per candidate the records equal those of W = 1
+(bitwise on CPU). Records come back in shard order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from pnas_core.cache import ResultCache
+from pnas_core.data import DataSplits
+from pnas_core.devices import set_threads
+from pnas_core.errors import PnasError
+from pnas_core.space import cell_id
+from pnas_core.train import EpochCallback, TrainSettings, train_candidate
+
+ResultCallback = Callable[[int, str, dict[str, Any], str, list[str]], None]
+"""``(index in the shard, cell text, record, "trained" or "cached", warning messages)``."""
+
+
+def train_or_get(
+    text: str,
+    settings: TrainSettings,
+    data: DataSplits,
+    cache: ResultCache,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[dict[str, Any], str, list[str]]:
+    """The cached record of ``text`` or, when none, a freshly trained and cached one, under the run's
+    cache lock. Returns (record, "cached" or "trained", messages of cache warnings)."""
+    key = (cell_id(text), settings.settings_hash(), data.fingerprint, settings.seed)
+    with cache.lock(*key):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            record = cache.get(*key)
+        messages = [str(w.message) for w in caught]
+        if record is not None:
+            return record, "cached", messages
+        record = train_candidate(text, settings, data, on_epoch=on_epoch)
+        if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
+            cache.put(record)
+        return record, "trained", messages
+
+
+def train_shard(
+    cells: list[str],
+    settings: TrainSettings,
+    data: DataSplits,
+    cache: ResultCache,
+    workers: int = 1,
+    threads: int = 1,
+    on_result: ResultCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> list[dict[str, Any]]:
+    """Records of ``cells`` in order; W = ``workers`` processes train at once with ``threads // W``
+    torch threads each (W = 1: in this process, ``on_epoch`` reports its epochs)."""
+    if workers < 1:
+        raise PnasError(f"workers must be a positive integer, got {workers}")
+    records: list[dict[str, Any] | None] = [None] * len(cells)
+    if workers == 1 or len(cells) <= 1:
+        for k, text in enumerate(cells):
+            record, how, messages = train_or_get(text, settings, data, cache, on_epoch)
+            records[k] = record
+            if on_result is not None:
+                on_result(k, text, record, how, messages)
+        return [r for r in records if r is not None]
+    per_worker = max(1, threads // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(cells)),
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(settings.to_dict(), str(cache.root), per_worker),
+    ) as pool:
+        futures = {pool.submit(_train_in_worker, text): k for k, text in enumerate(cells)}
+        for future in as_completed(futures):
+            k = futures[future]
+            record, how, messages = future.result()
+            records[k] = record
+            if on_result is not None:
+                on_result(k, cells[k], record, how, messages)
+    return [r for r in records if r is not None]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(settings: dict[str, Any], cache_root: str, threads: int) -> None:
+    """Worker process set-up: torch threads, the settings, the dataset (loaded once), the cache."""
+    set_threads(threads)
+    _WORKER["settings"] = TrainSettings.from_dict(settings)
+    _WORKER["data"] = _WORKER["settings"].load_data()
+    _WORKER["cache"] = ResultCache(cache_root)
+
+
+def _train_in_worker(text: str) -> tuple[dict[str, Any], str, list[str]]:
+    return train_or_get(text, _WORKER["settings"], _WORKER["data"], _WORKER["cache"])
