@@ -209,7 +209,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         summary.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     title = f"{Path(str(args.table)).stem}, K = {args.beam_size}"
     with figure_style():
-        save_figure(simulation_figure(curve, args.seeds, TOP_K, title), args.out_dir, "simulation", curve)
+        n1 = int((table.cells["num_blocks"] == 1).sum())
+        starts = [n1 + 1 + j * args.beam_size for j in range(table.max_blocks - 1)]
+        figure = simulation_figure(curve, args.seeds, TOP_K, title, starts)
+        save_figure(figure, args.out_dir, "simulation", curve)
     print(
         f"table {args.table}: {len(table.cells)} cells, training seeds {list(table.seeds)}"
         + ("" if table.complete else " (PARTIAL table)")
