@@ -23,14 +23,28 @@ def summarize(candidates: Sequence[str | Path], trained: Sequence[str | Path]) -
     """
     if len(candidates) != len(trained) or not candidates:
         raise PnasError("summarize needs one candidates file per trained file, level by level")
+    levels = [
+        (
+            read_frame(cand_path, "candidates", ("cell", "rank")),
+            read_frame(trained_path, "trained records", ("cell", "val_acc", "status", "params")),
+        )
+        for cand_path, trained_path in zip(candidates, trained, strict=True)
+    ]
+    return join_levels(levels, [(str(t), str(c)) for c, t in zip(candidates, trained, strict=True)])
+
+
+def join_levels(
+    levels: Sequence[tuple[pd.DataFrame, pd.DataFrame]], sources: Sequence[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """The summary of ``(candidates, records)`` frames, level by level (see :func:`summarize`);
+    ``sources`` names each level's (records, candidates) in errors."""
     frames = []
-    for level, (cand_path, trained_path) in enumerate(zip(candidates, trained, strict=True), start=1):
-        cand = read_frame(cand_path, "candidates", ("cell", "rank"))
-        rec = read_frame(trained_path, "trained records", ("cell", "val_acc", "status", "params"))
+    for level, (cand, rec) in enumerate(levels, start=1):
         missing = set(cand["cell"]) - set(rec["cell"])
         if missing:
+            rec_name, cand_name = sources[level - 1] if sources else (f"level {level} records", "candidates")
             raise PnasError(
-                f"{trained_path} lacks {len(missing)} candidates of {cand_path}, e.g. {sorted(missing)[0]!r}"
+                f"{rec_name} lacks {len(missing)} candidates of {cand_name}, e.g. {sorted(missing)[0]!r}"
             )
         rec = rec.drop(
             columns=[c for c in ("cell_id", "num_blocks") if c in cand.columns and c in rec.columns]

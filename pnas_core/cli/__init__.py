@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "figure_cmds",
     "final_cmds",
     "schema_cmds",
+    "bench_cmds",
 )
 
 

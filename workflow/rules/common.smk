@@ -42,7 +42,7 @@ wildcard_constraints:
     name=re.escape(NAME),
     level=r"\d+",
     shard=r"\d+",
-    stage=r"level\d+|random|quality/b\d+",
+    stage=r"level\d+|random|quality/b\d+|bench/seed\d+",
     b=r"\d+",
 
 
@@ -64,6 +64,34 @@ FIGURE_KINDS = {
     "accuracy_by_size": "distribution",
     "accuracy_vs_size": "pareto",
 }
+
+
+BENCH_SEEDS = config.get("benchmark", {}).get("seeds", [config["seed"]])
+
+
+def train_settings(seed):
+    """The training settings of every candidate, trained with global seed ``seed``."""
+    return {
+        **config["train"],
+        "dataset": config["dataset"],
+        **({"data_root": config["data_root"]} if config.get("data_root") else {}),
+        "seed": seed,
+    }
+
+
+def stage_inputs(wildcards):
+    """Candidates and training settings of a training stage: a benchmark seed's stage trains every
+    cell of the space with that seed, every other stage its own candidates with the global seed."""
+    bench = re.fullmatch(r"bench/seed(\d+)", wildcards.stage)
+    if bench:
+        return {
+            "candidates": f"{RESULTS}/bench/candidates.parquet",
+            "settings": f"{RESULTS}/settings/train_seed{bench[1]}.json",
+        }
+    return {
+        "candidates": f"{RESULTS}/{wildcards.stage}/candidates.parquet",
+        "settings": f"{RESULTS}/settings/train.json",
+    }
 
 
 def level_dir(level):

@@ -6,12 +6,7 @@ rule train_settings:
     output:
         f"{RESULTS}/settings/train.json",
     params:
-        settings={
-            **config["train"],
-            "dataset": config["dataset"],
-            **({"data_root": config["data_root"]} if config.get("data_root") else {}),
-            "seed": config["seed"],
-        },
+        settings=train_settings(config["seed"]),
         code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
     log:
         f"{RESULTS}/logs/train_settings.log",

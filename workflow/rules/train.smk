@@ -4,8 +4,7 @@
 
 rule train_shard:
     input:
-        candidates=f"{RESULTS}/{{stage}}/candidates.parquet",
-        settings=f"{RESULTS}/settings/train.json",
+        unpack(stage_inputs),
     output:
         shard=f"{RESULTS}/{{stage}}/train/shard{{shard}}.parquet",
     params:

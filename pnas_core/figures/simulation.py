@@ -1,0 +1,60 @@
+"""Search efficiency with confidence (the paper's Figure 5 over many seeds): best and mean-of-top-k
+validation accuracy so far against models trained, each strategy's mean over seeds with its 95%
+interval as a band (``pnas simulate``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pnas_core.figures.style import PREDICTOR_COLORS, new_figure
+
+RANDOM_STYLE = {"color": "#8c564b", "linestyle": "--"}
+FALLBACK_COLORS = ("#9467bd", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def strategy_style(name: str, i: int) -> dict[str, str]:
+    """``random`` dashed, ``pnas:<by>`` in the colour of its predictor, others from a fallback cycle."""
+    if name == "random":
+        return RANDOM_STYLE
+    parts = name.split(":")
+    if parts[0] == "pnas" and len(parts) <= 2 and (parts[-1] in PREDICTOR_COLORS or len(parts) == 1):
+        return {"color": PREDICTOR_COLORS[parts[1] if len(parts) == 2 else "mean"]}
+    return {"color": FALLBACK_COLORS[i % len(FALLBACK_COLORS)]}
+
+
+def simulation_figure(
+    curves: pd.DataFrame, seeds: int, top_k: int, title: str, level_starts: list[int] | tuple[int, ...] = ()
+) -> Figure:
+    """Two panels (best so far, top-k mean so far) from :func:`pnas_core.simulate.curves`; a dotted
+    line before each model in ``level_starts`` (PNAS's first model of each level after the first)."""
+    fig = new_figure(8.4, 3.6)
+    axes = fig.subplots(1, 2, sharex=True)
+    panels = (
+        ("best", "best validation accuracy so far"),
+        ("topk", f"mean of the top {top_k} validation accuracies so far"),
+    )
+    for ax, (col, label) in zip(axes, panels, strict=True):
+        for i, (name, part) in enumerate(curves.groupby("strategy", sort=False)):
+            style = strategy_style(str(name), i)
+            x = part["models_trained"]
+            ax.step(x, part[f"{col}_mean"], where="post", label=str(name), **style)
+            ax.fill_between(
+                x,
+                part[f"{col}_lo"],
+                part[f"{col}_hi"],
+                step="post",
+                color=style["color"],
+                alpha=0.2,
+                linewidth=0,
+            )
+        for start in level_starts:
+            ax.axvline(start - 0.5, color="grey", linestyle=":", linewidth=0.9)
+        ax.set_title(label)
+        ax.set_xlabel("number of models trained")
+        ax.set_ylabel("validation accuracy")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    levels = "; dotted: PNAS level boundaries" if level_starts else ""
+    fig.suptitle(f"{title}: mean over {seeds} seeds, bands: 95% interval of the mean{levels}")
+    return fig

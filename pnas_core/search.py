@@ -1,0 +1,182 @@
+"""The progressive search in one process: level 1, then fit, expand and score, select, evaluate,
+level after level, with a pluggable evaluator.
+
+The workflow runs the same steps as cached, distributed jobs; both call :mod:`pnas_core.beam` and
+:func:`pnas_core.surrogate.bundle.fit_predictors`, so there is one copy of the beam logic. An
+evaluator turns cells into training records: :class:`TrainingEvaluator` trains them (optionally
+through the result cache the workflow uses), :class:`TableEvaluator` looks them up in a benchmark
+table (:mod:`pnas_core.benchmark`), which replays a whole search in about a second::
+
+    from pnas_core.search import TrainingEvaluator, run_search
+    from pnas_core.space import Space
+    from pnas_core.train import TrainSettings
+
+    settings = TrainSettings(dataset="digits", image_size=8, val_fraction=0.25, cells_per_stack=1,
+                             filters=8, epochs=4, batch_size=64, lr=0.05)
+    result = run_search(Space.from_names(["sep3x3", "identity", "max3x3"], 2),
+                        TrainingEvaluator(settings), beam_size=8)
+    result.best["cell"], result.best["val_acc"]
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pnas_core import beam
+from pnas_core.benchmark import BenchmarkTable
+from pnas_core.cache import ResultCache
+from pnas_core.errors import PnasError
+from pnas_core.records import RECORD_COLUMNS
+from pnas_core.selection import Selection
+from pnas_core.shard import train_or_get
+from pnas_core.space import Space
+from pnas_core.summary import best_row, join_levels
+from pnas_core.surrogate import Predictor, SurrogateSettings, fit_data
+from pnas_core.surrogate.bundle import fit_predictors
+from pnas_core.train import TrainSettings, train_candidate
+
+if TYPE_CHECKING:
+    from pnas_core.data import DataSplits
+
+FitFn = Callable[[pd.DataFrame, Sequence[str], SurrogateSettings], dict[str, Predictor]]
+"""Fits predictors on fit data (cell, num_blocks, val_acc); :func:`fit_predictors` by default."""
+
+
+class Evaluator(abc.ABC):
+    """Turns candidate cells into training records."""
+
+    @abc.abstractmethod
+    def evaluate(self, cells: Sequence[str]) -> pd.DataFrame:
+        """One record per cell, in order: at least cell, num_blocks, val_acc, status."""
+
+    def restrict(self, scored: pa.Table) -> pa.Table:
+        """The scored children this evaluator can evaluate (all, unless it knows only some cells)."""
+        return scored
+
+
+class TableEvaluator(Evaluator):
+    """Looks cells up in a benchmark table. For each search seed, every cell is observed under one
+    of the table's training seeds, drawn independently per cell (``numpy.random.default_rng(seed)``
+    over the table's cells in order): each seed sees its own mix of training noise, as a rerun of
+    the search would. With ``restrict`` (default: when the table is partial) the search only
+    selects among the children the table holds; otherwise a cell outside the table is an error."""
+
+    def __init__(self, table: BenchmarkTable, seed: int = 0, restrict: bool | None = None) -> None:
+        self.table = table
+        rng = np.random.default_rng(seed)
+        pick = rng.integers(0, len(table.seeds), size=len(table.cells))
+        self.rows = table.positions[np.arange(len(table.cells)), pick]
+        """Row of :attr:`BenchmarkTable.rows` observed for each cell (in ``table.cells`` order)."""
+        restrict = not table.complete if restrict is None else restrict
+        self.known = pa.array(table.cells["cell"], pa.string()) if restrict else None
+
+    def accuracy(self) -> np.ndarray:
+        """Observed validation accuracy of every cell of the table, in ``table.cells`` order."""
+        return self.table.rows["val_acc"].to_numpy(dtype=np.float64)[self.rows]
+
+    def evaluate(self, cells: Sequence[str]) -> pd.DataFrame:
+        index = self.table.index
+        unknown = [c for c in cells if c not in index]
+        if unknown:
+            raise PnasError(f"cell {unknown[0]!r} is not in the benchmark table ({len(unknown)} missing)")
+        rows = self.rows[[index[c] for c in cells]]
+        return self.table.rows.iloc[rows].reset_index(drop=True)
+
+    def restrict(self, scored: pa.Table) -> pa.Table:
+        if self.known is None:
+            return scored
+        return scored.filter(pc.is_in(scored.column("cell"), value_set=self.known))
+
+
+class TrainingEvaluator(Evaluator):
+    """Trains each cell with :func:`pnas_core.train.train_candidate`; with ``cache_dir``, through
+    the workflow's result cache (a cached run is read back, a new one stored)."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        data: DataSplits | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+
+        self.settings = settings
+        self.data = settings.load_data() if data is None else data
+        self.cache = None if cache_dir is None else ResultCache(cache_dir)
+        self.log = log
+
+    def evaluate(self, cells: Sequence[str]) -> pd.DataFrame:
+
+        records = []
+        for text in cells:
+            if self.cache is None:
+                record = train_candidate(text, self.settings, self.data)
+            else:  # the workflow's own cache logic (pnas_core.shard): read, else train under the lock
+                record, _, _ = train_or_get(text, self.settings, self.data, self.cache)
+            if self.log is not None:
+                self.log(f"{text}: val_acc {record['val_acc']} ({record['status']})")
+            records.append(record)
+        return pd.DataFrame(records, columns=list(RECORD_COLUMNS))
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What a search trained: ``summary`` (the workflow's summary table: level, models_trained,
+    the candidates' columns and the records' columns, in training order) and each level's
+    candidates table (Arrow, the beam's schema)."""
+
+    summary: pd.DataFrame
+    candidates: list[pa.Table]
+
+    @property
+    def best(self) -> pd.Series:
+        """The best trained cell (highest val_acc; ties: fewer params, then text)."""
+        return best_row(self.summary)
+
+
+def run_search(
+    space: Space,
+    evaluator: Evaluator,
+    beam_size: int,
+    predictors: Sequence[str] = ("rnn", "mlp", "xgb"),
+    selection: Selection | str = beam.DEFAULT_SELECT_BY,
+    surrogate: SurrogateSettings | None = None,
+    costs: beam.CostColumns | None = None,
+    fit: FitFn = fit_predictors,
+    log: Callable[[str], None] | None = None,
+) -> SearchResult:
+    """PNAS over ``space`` (B = ``space.max_blocks`` levels) with beam ``beam_size``, as the workflow
+    runs it: every 1-block cell, then per level the predictors fit on all records so far, every child
+    of the previous level's candidates scored, K of them picked by ``selection`` (a
+    :class:`~pnas_core.selection.Selection` or a score name, see :func:`pnas_core.beam.select`) and
+    evaluated.
+
+    ``surrogate`` defaults to the built-in settings with ``max_blocks`` = B and seed 0 (the workflow
+    writes ``{**surrogate, max_blocks: B, seed: seed}``); ``costs`` (e.g.
+    :func:`pnas_core.cost.search_costs`) adds the children's params and mult-adds, which cost budgets
+    and Pareto picks need.
+    """
+    if beam_size < 1:
+        raise PnasError(f"beam size must be at least 1, got {beam_size}")
+    settings = surrogate or SurrogateSettings(max_blocks=space.max_blocks)
+    candidates = beam.enumerate_level1(space)
+    levels = [(candidates, evaluator.evaluate(candidates.column("cell").to_pylist()))]
+    for b in range(2, space.max_blocks + 1):
+        fitted = fit(fit_data(pd.concat([rec for _, rec in levels], ignore_index=True)), predictors, settings)
+        parents = beam.parent_tokens(levels[-1][0], space)
+        scored = evaluator.restrict(beam.expand_and_score(parents, fitted, space, costs))
+        candidates = beam.select(scored, beam_size, selection)
+        levels.append((candidates, evaluator.evaluate(candidates.column("cell").to_pylist())))
+        if log is not None:
+            log(f"level {b}: {scored.num_rows} children scored, {candidates.num_rows} evaluated")
+    summary = join_levels([(cands.to_pandas(), rec) for cands, rec in levels])
+    return SearchResult(summary, [cands for cands, _ in levels])

@@ -1,0 +1,44 @@
+# A tabular benchmark (`snakemake --configfile config/bench_digits.yaml bench_table`): every distinct cell
+# of the configured space (search.ops, B = search.max_blocks) trained with each of benchmark.seeds through
+# the same train_shard rule and cache as the search, assembled into one Parquet table.
+
+
+rule bench_cells:
+    output:
+        candidates=f"{RESULTS}/bench/candidates.parquet",
+    params:
+        ops=" ".join(OPS),
+        code=command_hash("bench_cmds.run_cells"),
+    log:
+        f"{RESULTS}/logs/bench/cells.log",
+    shell:
+        "pnas bench-cells --ops {params.ops} --max-blocks {B} --out {output.candidates} > {log} 2>&1"
+
+
+rule bench_train_settings:
+    output:
+        f"{RESULTS}/settings/train_seed{{seed}}.json",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        settings=lambda wc: train_settings(int(wc.seed)),
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
+    log:
+        f"{RESULTS}/logs/train_settings_seed{{seed}}.log",
+    script:
+        "../scripts/write_json.py"
+
+
+rule bench_table:
+    input:
+        trained=[f"{RESULTS}/bench/seed{s}/trained.parquet" for s in BENCH_SEEDS],
+    output:
+        table=f"{RESULTS}/bench/table.parquet",
+    params:
+        ops=" ".join(OPS),
+        code=command_hash("bench_cmds.run_table"),
+    log:
+        f"{RESULTS}/logs/bench/table.log",
+    shell:
+        "pnas bench-table --trained {input.trained} --ops {params.ops} --max-blocks {B}"
+        " --out {output.table} > {log} 2>&1"
