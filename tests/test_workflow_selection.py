@@ -13,7 +13,7 @@ from test_workflow import TINY, make_project, snakemake
 
 from pnas_core.cost import search_costs
 from pnas_core.selection import pareto_fronts
-from pnas_core.space import Space
+from pnas_core.space import Space, unique_rows
 from pnas_core.train import TrainSettings
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,9 @@ def test_ucb_within_a_budget_and_pareto_picks(tmp_path: Path) -> None:
     cfg = yaml.safe_load(TINY.read_text())
     train = TrainSettings.from_dict({**cfg["train"], "dataset": cfg["dataset"], "seed": cfg["seed"]})
     space = Space.from_names(cfg["search"]["ops"])
-    children, _ = space.expand(space.one_block_tokens())  # level 1 trains every 1-block cell
+    # level 1 trains every 1-block cell; level 2 scores their distinct children (up to block order)
+    children, _, _ = space.canonical_children(space.one_block_tokens())
+    children = unique_rows(children)
     limit = int(np.quantile(search_costs(train)(children)["params"], 0.4))
 
     ucb = variant(root, "tiny-ucb", {"select_by": "ucb", "ucb_kappa": 2.0, "max_params": limit})
