@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t
 
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.errors import PnasError
@@ -185,8 +186,6 @@ def simulate(
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over seeds (axis 0) and its 95% confidence interval (Student t); NaN bounds for 1 seed."""
-    from scipy.stats import t
-
     n = values.shape[0]
     mean = values.mean(axis=0)
     if n < 2:
