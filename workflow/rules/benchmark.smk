@@ -8,11 +8,12 @@ rule bench_cells:
         candidates=f"{RESULTS}/bench/candidates.parquet",
     params:
         ops=" ".join(OPS),
+        max_blocks=B,
         code=command_hash("bench_cmds.run_cells"),
     log:
         f"{RESULTS}/logs/bench/cells.log",
     shell:
-        "pnas bench-cells --ops {params.ops} --max-blocks {B} --out {output.candidates} > {log} 2>&1"
+        "pnas bench-cells --ops {params.ops} --max-blocks {params.max_blocks} --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule bench_train_settings:
@@ -36,9 +37,10 @@ rule bench_table:
         table=f"{RESULTS}/bench/table.parquet",
     params:
         ops=" ".join(OPS),
+        max_blocks=B,
         code=command_hash("bench_cmds.run_table"),
     log:
         f"{RESULTS}/logs/bench/table.log",
     shell:
-        "pnas bench-table --trained {input.trained} --ops {params.ops} --max-blocks {B}"
-        " --out {output.table} > {log} 2>&1"
+        "pnas bench-table --trained {input.trained:q} --ops {params.ops} --max-blocks {params.max_blocks}"
+        " --out {output.table:q} > {log:q} 2>&1"

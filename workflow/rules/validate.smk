@@ -37,7 +37,8 @@ def check_schema(data, schema, where, set_default):
         if error.validator == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
             unknown = sorted(set(error.instance) - set(known))
-            fail(f"{key + '.' if key else ''}{unknown[0]}: unknown key (known: {', '.join(known)})")
+            prefix = f"{key}." if key else ""
+            fail(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(known)})")
         fail(f"{key or 'config'}: {error.message}")
 
 
