@@ -47,7 +47,9 @@ TABLE_SCHEMA = pa.schema(
 
 METADATA_KEYS = ("settings", "settings_hash", "dataset", "ops", "max_blocks", "seeds", "complete", "version")
 """``pnas.<key>`` entries every table carries (JSON values for settings, ops and seeds; ``complete`` is
-``true``, or ``false`` for a partial table of the cells finished so far, built with ``partial=True``)."""
+``true``, or ``false`` for a partial table of the cells finished so far, built with ``partial=True``).
+Tables assembled since version 0.1.0's complete digits table also carry ``pnas.build_cpu``, the
+:func:`~pnas_core.devices.cpu_fingerprint` of the machine that assembled them."""
 
 PREFIX = "pnas."
 BUNDLED_DIR = "benchmarks"
@@ -98,6 +100,7 @@ class BenchmarkTable:
     seeds: tuple[int, ...]
     complete: bool
     version: str
+    build_cpu: str | None = None
 
     @property
     def space(self) -> Space:
@@ -143,10 +146,12 @@ def assemble(
     settings: Mapping[str, Any],
     version: str,
     partial: bool = False,
+    build_cpu: str | None = None,
 ) -> pa.Table:
     """The table of every cell of ``space`` under every seed from training records (a records
     DataFrame, see :mod:`pnas_core.records`), with its metadata. A missing (cell, seed) is an error,
-    unless ``partial``: then the cells trained under every seed so far make a table marked incomplete."""
+    unless ``partial``: then the cells trained under every seed so far make a table marked incomplete.
+    ``build_cpu`` (the training machine's CPU fingerprint) is stored as ``pnas.build_cpu``."""
     if not seeds or len(set(seeds)) != len(seeds):
         raise PnasError(f"benchmark seeds must be distinct and at least one, got {list(seeds)}")
     cells = enumerate_cells(space)
@@ -181,6 +186,8 @@ def assemble(
         "complete": json.dumps(not (partial and len(missing))),
         "version": version,
     }
+    if build_cpu is not None:
+        meta["build_cpu"] = build_cpu
     return table.replace_schema_metadata({f"{PREFIX}{k}": v for k, v in meta.items()})
 
 
@@ -214,6 +221,7 @@ def load_table(name_or_path: str | os.PathLike[str]) -> BenchmarkTable:
         seeds=tuple(int(s) for s in json.loads(meta["seeds"])),
         complete=json.loads(meta["complete"]),
         version=meta["version"],
+        build_cpu=raw.get(PREFIX + "build_cpu"),
     )
     cells = set(enumerate_cells(out.space)) if out.complete else set(out.cells["cell"])
     rows_ok = (

@@ -25,6 +25,8 @@ from pnas_core.errors import PnasError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 THREADS_ENV = "PNAS_THREADS"
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile")
+"""CPU features that change which kernels torch (ATen, oneDNN) runs for float32 training."""
 
 
 def pick_device(request: str = "auto", slot: int = 0) -> torch.device:
@@ -74,6 +76,20 @@ def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
         _HELD.append(fh)
         return index
     return slot % n
+
+
+def cpu_fingerprint() -> str:
+    """The CPU kernel path of this machine: torch's version, ATen's CPU capability and the
+    :data:`KERNEL_FLAGS` the CPU has (Linux; ``flags ?`` elsewhere). CPU training is bitwise
+    repeatable on machines with the same fingerprint; across fingerprints float rounding differs and
+    SGD drifts apart (docs/method.md, "Determinism")."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())  # type: ignore[union-attr]
+        have = ",".join(f for f in KERNEL_FLAGS if f in flags) or "none"
+    except (OSError, AttributeError):
+        have = "?"
+    return f"torch {torch.__version__}, ATen {torch.backends.cpu.get_cpu_capability()}, flags {have}"
 
 
 def resolve_threads(threads: int | None = None) -> int:

@@ -109,6 +109,7 @@ def run_table(args: argparse.Namespace) -> int:
     """Assemble the table from records files (settings from their metadata) or from a cache."""
     from pnas_core import __version__
     from pnas_core.benchmark import assemble, write_table
+    from pnas_core.devices import cpu_fingerprint
     from pnas_core.space import Space
 
     space = Space.from_names(args.ops, args.max_blocks)
@@ -116,7 +117,9 @@ def run_table(args: argparse.Namespace) -> int:
         records, settings, seeds = _records_files(args.trained)
     else:
         records, settings, seeds = _records_cache(args.cache_dir, args.settings, space)
-    table = assemble(records, space, seeds, settings, __version__, partial=args.partial)
+    table = assemble(
+        records, space, seeds, settings, __version__, partial=args.partial, build_cpu=cpu_fingerprint()
+    )
     write_table(table, args.out)
     print(
         f"benchmark table: {table.num_rows} rows, seeds {seeds} -> {args.out} "
