@@ -14,9 +14,12 @@ FALLBACK_COLORS = ("#9467bd", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def strategy_style(name: str, i: int) -> dict[str, str]:
-    """``random`` dashed, ``pnas:<by>`` in the colour of its predictor, others from a fallback cycle."""
+    """``random`` dashed, ``pnas:<by>`` in the colour of its predictor, others from a fallback cycle
+    (``random@...`` dashed)."""
     if name == "random":
         return RANDOM_STYLE
+    if name.startswith("random@"):
+        return {"color": FALLBACK_COLORS[i % len(FALLBACK_COLORS)], "linestyle": "--"}
     parts = name.split(":")
     if parts[0] == "pnas" and len(parts) <= 2 and (parts[-1] in PREDICTOR_COLORS or len(parts) == 1):
         return {"color": PREDICTOR_COLORS[parts[1] if len(parts) == 2 else "mean"]}
@@ -54,7 +57,7 @@ def simulation_figure(
         ax.set_xlabel("number of models trained")
         ax.set_ylabel("validation accuracy")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
     levels = "; dotted: PNAS level boundaries" if level_starts else ""
     fig.suptitle(f"{title}: mean over {seeds} seeds, bands: 95% interval of the mean{levels}")
     return fig
