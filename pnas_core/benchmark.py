@@ -109,9 +109,10 @@ class BenchmarkTable:
 
     @cached_property
     def cells(self) -> pd.DataFrame:
-        """One row per distinct cell, in table order: cell, cell_id, num_blocks."""
+        """One row per distinct cell, in table order: cell, cell_id, num_blocks, params, mult_adds (the
+        search network's cost, the same under every training seed)."""
         first = self.rows.drop_duplicates("cell", keep="first")
-        return first[["cell", "cell_id", "num_blocks"]].reset_index(drop=True)
+        return first[["cell", "cell_id", "num_blocks", "params", "mult_adds"]].reset_index(drop=True)
 
     @cached_property
     def accuracy(self) -> np.ndarray:

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from pnas_core import beam
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.cache import ResultCache
+from pnas_core.cost import search_costs
 from pnas_core.errors import PnasError
 from pnas_core.records import RECORD_COLUMNS
 from pnas_core.selection import Selection
@@ -95,6 +96,13 @@ class TableEvaluator(Evaluator):
         if self.known is None:
             return scored
         return scored.filter(pc.is_in(scored.column("cell"), value_set=self.known))
+
+
+def table_costs(table: BenchmarkTable) -> beam.CostColumns:
+    """The children's ``params`` and ``mult_adds`` as the workflow's scoring adds them
+    (:func:`pnas_core.cost.search_costs` of the table's training settings): exact for every cell of the
+    space, so also for children a partial table lacks, and equal to the table's own columns."""
+    return search_costs(TrainSettings.from_dict(table.train_settings(table.seeds[0])))
 
 
 class TrainingEvaluator(Evaluator):

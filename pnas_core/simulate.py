@@ -3,15 +3,24 @@
 A strategy turns a seed into the cells it trains, in order; the table says what each cell scored
 under the training seed that search seed observes (:class:`~pnas_core.search.TableEvaluator`: one
 training seed drawn per cell and search seed; every strategy of a seed sees the same draw, so the
-comparison is paired). Strategies (:data:`STRATEGIES`, extensible):
+comparison is paired). A strategy text is ``KIND[:ARG[:ARG..]][@KEY=VALUE[,KEY=VALUE..]]``; kinds
+(:data:`STRATEGIES`, extensible):
 
 * ``pnas[:BY[:P1+P2..]]``: the progressive search (:func:`pnas_core.search.run_search`) selecting by
   ``BY`` (``mean`` by default, ``ucb`` or one predictor) with predictors ``P1+P2..`` (default:
   rnn+mlp+xgb for ``mean`` and ``ucb``, else ``BY`` alone); predictors are seeded with the search seed.
+  Options set the rest of its :class:`~pnas_core.selection.Selection` (the workflow's ``search`` keys):
+  ``kappa=κ`` (``ucb_kappa``; only with ``BY`` = ``ucb``, default 1), ``max_params=N`` and
+  ``max_mult_adds=N`` (budgets on the children picked), ``pareto=params|mult_adds`` (Pareto fronts of
+  the score against that cost, ``pareto: true`` with ``pareto_cost``). The children's costs come from
+  :func:`pnas_core.search.table_costs`. E.g. ``pnas:ucb@kappa=2``, ``pnas:mean@max_params=48000``,
+  ``pnas:mean@pareto=mult_adds``.
 * ``random``: distinct B-block cells drawn uniformly, as the workflow's random-search baseline
-  (``random_search.blocks: null``).
+  (``random_search.blocks: null``); ``random@max_params=N`` (and/or ``max_mult_adds=N``) draws only
+  among the B-block cells within the budget: the fair baseline of a budgeted PNAS.
 
-Every strategy trains the same budget M (PNAS's: all 1-block cells plus K per later level).
+Every strategy trains the same budget M (PNAS's: all 1-block cells plus K per later level); a budget
+applies to the cells a strategy picks, so budgeted PNAS still trains every 1-block cell first.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,7 +39,9 @@ from scipy.stats import t
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.errors import PnasError
 from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
-from pnas_core.search import TableEvaluator, run_search
+from pnas_core.search import TableEvaluator, run_search, table_costs
+from pnas_core.selection import COSTS, DEFAULT_KAPPA, Selection
+from pnas_core.summary import best_row
 from pnas_core.surrogate import PREDICTORS, Predictor, SurrogateSettings
 from pnas_core.surrogate.bundle import fit_predictors
 
@@ -55,8 +67,17 @@ class Context:
     fit: FitCache
 
 
-StrategyFn = Callable[[list[str], Context], list[str]]
-"""``(arguments after the kind, context) -> cells trained, in order``."""
+class Strategy(Protocol):
+    """A parsed strategy text: what it trains for one seed, under which cost budgets."""
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """The cost columns with a budget on the cells it picks, and the budget."""
+        ...
+
+    def run(self, ctx: Context) -> list[str]:
+        """The cells trained, in order."""
+        ...
 
 
 class FitCache:
@@ -91,43 +112,140 @@ class FitCache:
         return out
 
 
-def _pnas(args: list[str], ctx: Context) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class PnasStrategy:
+    """The progressive search with these predictors and this selection."""
+
+    predictors: tuple[str, ...]
+    selection: Selection
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        return self.selection.budgets
+
+    def run(self, ctx: Context) -> list[str]:
+        settings = dataclasses.replace(ctx.surrogate, max_blocks=ctx.table.max_blocks, seed=ctx.seed)
+        costs = table_costs(ctx.table) if self.selection.cost_columns else None
+        result = run_search(
+            ctx.table.space,
+            ctx.evaluator,
+            ctx.beam_size,
+            self.predictors,
+            self.selection,
+            settings,
+            costs=costs,
+            fit=ctx.fit,
+        )
+        return result.summary["cell"].tolist()
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomStrategy:
+    """Distinct B-block cells of the table drawn uniformly, among those within the budgets if any."""
+
+    max_params: int | None = None
+    max_mult_adds: int | None = None
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        pairs = (("params", self.max_params), ("mult_adds", self.max_mult_adds))
+        return {col: limit for col, limit in pairs if limit is not None}
+
+    def run(self, ctx: Context) -> list[str]:
+        cells = ctx.table.cells
+        keep = (cells["num_blocks"] == ctx.table.max_blocks).to_numpy().copy()
+        for col, limit in self.budgets.items():
+            keep &= (cells[col] <= limit).to_numpy()
+        pool = cells.loc[keep, "cell"].to_numpy()
+        if not len(pool):
+            raise PnasError("no B-block cell of the table is within the budget")
+        rng = np.random.default_rng([1, ctx.seed])
+        return pool[rng.permutation(len(pool))[: ctx.budget]].tolist()
+
+
+def _budget(options: dict[str, str], key: str) -> int | None:
+    if key not in options:
+        return None
+    try:
+        value = int(options[key])
+    except ValueError:
+        raise PnasError(f"{key} must be a positive integer, got {options[key]!r}") from None
+    if value < 1:
+        raise PnasError(f"{key} must be a positive integer, got {options[key]!r}")
+    return value
+
+
+def _pnas(args: list[str], options: dict[str, str]) -> PnasStrategy:
     if len(args) > 2:
-        raise PnasError(f"strategy pnas takes at most BY and PREDICTORS, got {':'.join(args)!r}")
+        raise PnasError("pnas takes at most BY and PREDICTORS")
     by = args[0] if args else "mean"
+    if "kappa" in options and by != "ucb":
+        raise PnasError(f"kappa weighs the spread of select-by ucb, not {by}")
+    try:
+        kappa = float(options.get("kappa", DEFAULT_KAPPA))
+    except ValueError:
+        raise PnasError(f"kappa must be a number, got {options['kappa']!r}") from None
+    cost = options.get("pareto")
+    if cost is not None and cost not in COSTS:
+        raise PnasError(f"pareto takes the cost to trade against: {' or '.join(COSTS)}, got {cost!r}")
+    selection = Selection(
+        by=by,
+        kappa=kappa,
+        max_params=_budget(options, "max_params"),
+        max_mult_adds=_budget(options, "max_mult_adds"),
+        pareto=cost is not None,
+        pareto_cost=cost or "params",
+    )
     pooled = by in ("mean", "ucb")
     predictors = args[1].split("+") if len(args) > 1 else (list(PREDICTORS) if pooled else [by])
     unknown = [p for p in predictors if p not in PREDICTORS]
     if unknown or len(set(predictors)) != len(predictors) or (not pooled and by not in predictors):
         raise PnasError(
-            f"strategy pnas:{':'.join(args)}: predictors must be distinct names of {', '.join(PREDICTORS)} "
-            f"and include the one it selects by"
+            f"predictors must be distinct names of {', '.join(PREDICTORS)} and include the one it selects by"
         )
-    settings = dataclasses.replace(ctx.surrogate, max_blocks=ctx.table.max_blocks, seed=ctx.seed)
-    result = run_search(ctx.table.space, ctx.evaluator, ctx.beam_size, predictors, by, settings, fit=ctx.fit)
-    return result.summary["cell"].tolist()
+    return PnasStrategy(tuple(predictors), selection)
 
 
-def _random(args: list[str], ctx: Context) -> list[str]:
+def _random(args: list[str], options: dict[str, str]) -> RandomStrategy:
     if args:
-        raise PnasError(f"strategy random takes no arguments, got {':'.join(args)!r}")
-    cells = ctx.table.cells
-    pool = cells.loc[cells["num_blocks"] == ctx.table.max_blocks, "cell"].to_numpy()
-    rng = np.random.default_rng([1, ctx.seed])
-    return pool[rng.permutation(len(pool))[: ctx.budget]].tolist()
+        raise PnasError("random takes no arguments")
+    return RandomStrategy(_budget(options, "max_params"), _budget(options, "max_mult_adds"))
 
 
-STRATEGIES: dict[str, StrategyFn] = {"pnas": _pnas, "random": _random}
-"""Strategy kinds by name; a strategy text is ``kind[:arg[:arg..]]``."""
+STRATEGIES: dict[str, tuple[Callable[[list[str], dict[str, str]], Strategy], tuple[str, ...]]] = {
+    "pnas": (_pnas, ("kappa", "max_params", "max_mult_adds", "pareto")),
+    "random": (_random, ("max_params", "max_mult_adds")),
+}
+"""Strategy kinds by name: the parser of ``(arguments after the kind, options)`` and the option keys."""
 
 
-def check_strategies(texts: Sequence[str]) -> None:
-    """Raise :class:`PnasError` for an unknown kind or a repeated strategy."""
+def parse_strategy(text: str) -> Strategy:
+    """The strategy of a text (see the module docstring); a :class:`PnasError` naming the text if bad."""
+    head, at, tail = text.partition("@")
+    kind, *args = head.split(":")
+    if kind not in STRATEGIES:
+        raise PnasError(f"unknown strategy {text!r} (kinds: {', '.join(STRATEGIES)})")
+    parser, keys = STRATEGIES[kind]
+    options: dict[str, str] = {}
+    for item in tail.split(",") if at else []:
+        key, eq, value = item.partition("=")
+        if not eq or not value or key not in keys or key in options:
+            raise PnasError(
+                f"strategy {text!r}: options are distinct KEY=VALUE pairs after '@', separated by ',', "
+                f"KEY one of {', '.join(keys)}; got {item!r}"
+            )
+        options[key] = value
+    try:
+        return parser(args, options)
+    except PnasError as exc:
+        raise PnasError(f"strategy {text!r}: {exc}") from exc
+
+
+def check_strategies(texts: Sequence[str]) -> dict[str, Strategy]:
+    """The parsed strategies by text; :class:`PnasError` for a bad or repeated text."""
     if not texts or len(set(texts)) != len(texts):
         raise PnasError(f"strategies must be distinct and at least one, got {list(texts)}")
-    for text in texts:
-        if text.split(":")[0] not in STRATEGIES:
-            raise PnasError(f"unknown strategy {text!r} (kinds: {', '.join(STRATEGIES)})")
+    return {text: parse_strategy(text) for text in texts}
 
 
 def default_budget(table: BenchmarkTable, beam_size: int) -> int:
@@ -138,8 +256,8 @@ def default_budget(table: BenchmarkTable, beam_size: int) -> int:
 
 @dataclasses.dataclass
 class Simulation:
-    """Observed accuracies per strategy (seeds × models, NaN past a short run), the cells, and the
-    predictor fit costs (CPU seconds and fits per family)."""
+    """Observed accuracies per strategy (seeds × models, NaN past a short run), the cells, the
+    predictor fit costs (CPU seconds and fits per family), and each strategy's cost budgets."""
 
     accuracy: dict[str, np.ndarray]
     cells: dict[str, list[list[str]]]
@@ -147,6 +265,7 @@ class Simulation:
     fit_seconds: dict[str, float]
     fit_count: dict[str, int]
     seconds: dict[str, float]
+    budgets: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
 
 def simulate(
@@ -159,7 +278,7 @@ def simulate(
     log: Callable[[str], None] | None = None,
 ) -> Simulation:
     """Run every strategy for every seed on the table."""
-    check_strategies(strategies)
+    parsed = check_strategies(strategies)
     budget = default_budget(table, beam_size) if budget is None else budget
     if budget < 1:
         raise PnasError(f"budget must be at least 1, got {budget}")
@@ -171,17 +290,20 @@ def simulate(
         evaluator = TableEvaluator(table, seed)
         observed = evaluator.accuracy()
         ctx = Context(table, evaluator, seed, budget, beam_size, surrogate, fit)
-        for text in strategies:
-            kind, *args = text.split(":")
+        for text, strategy in parsed.items():
             start = time.process_time()
-            trained = STRATEGIES[kind](args, ctx)[:budget]
+            try:
+                trained = strategy.run(ctx)[:budget]
+            except PnasError as exc:
+                raise PnasError(f"strategy {text!r}, seed {seed}: {exc}") from exc
             seconds[text] += time.process_time() - start
             cells[text].append(trained)
             acc[text][i, : len(trained)] = observed[[table.index[c] for c in trained]]
         fit.clear()
         if log is not None:
             log(f"seed {seed}: done ({i + 1}/{len(seeds)})")
-    return Simulation(acc, cells, list(seeds), dict(fit.seconds), dict(fit.count), dict(seconds))
+    budgets = {text: strategy.budgets for text, strategy in parsed.items()}
+    return Simulation(acc, cells, list(seeds), dict(fit.seconds), dict(fit.count), dict(seconds), budgets)
 
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,28 +351,57 @@ def _first_reaching(curve: np.ndarray, target: float) -> float:
 def summarize(
     sim: Simulation, table: BenchmarkTable, top_k: int = TOP_K, baseline: str = "random"
 ) -> pd.DataFrame:
-    """One row per strategy: best and top-k mean after M models (mean, 95% interval), the models
-    its mean curve needs to reach the ``baseline``'s final mean best and top-k mean and their ratio
-    to the baseline's own (NaN if never reached or no baseline), and the share of seeds that trained
-    a best cell of the table (highest accuracy averaged over its training seeds; ties all count)."""
+    """One row per strategy: best and top-k mean after M models (mean, 95% interval); its baseline
+    (the ``baseline`` kind under the same cost budgets, e.g. ``random@max_params=N`` for a PNAS with
+    that budget, if simulated, else plain ``baseline``), the models its mean curve needs to reach the
+    baseline's final mean best and top-k mean and their ratio to the baseline's own (NaN if never
+    reached or no baseline); the share of seeds that trained a best cell of the table within its
+    budgets (highest accuracy averaged over its training seeds; ties all count); and the cost
+    (:func:`cost_summary`)."""
     table_curves = curves(sim, top_k)
     finals = table_curves.groupby("strategy", sort=False).tail(1).set_index("strategy")
     by = {name: part for name, part in table_curves.groupby("strategy", sort=False)}
     mean_acc = np.nanmean(table.accuracy, axis=1)
-    best_cells = set(table.cells["cell"][mean_acc == np.nanmax(mean_acc)])
     rows = []
     for name in sim.accuracy:
+        budgets = sim.budgets.get(name, {})
+        own = [n for n in by if n.partition("@")[0] == baseline and sim.budgets.get(n, {}) == budgets]
+        base = own[0] if budgets and own else baseline
         row = {"strategy": name, "models": int(finals.loc[name, "models_trained"])}
         for col in ("best", "topk"):
             row.update({f"{col}_{s}": finals.loc[name, f"{col}_{s}"] for s in ("mean", "lo", "hi")})
+        row["baseline"] = base if base in by else ""
         for col in ("best", "topk"):
-            if baseline in by:
-                target = finals.loc[baseline, f"{col}_mean"]
+            models = ratio = float("nan")
+            if base in by:
+                target = finals.loc[base, f"{col}_mean"]
                 models = _first_reaching(by[name][f"{col}_mean"].to_numpy(), target)
-                own = _first_reaching(by[baseline][f"{col}_mean"].to_numpy(), target)
-                row[f"models_to_{baseline}_{col}"], row[f"ratio_{col}"] = models, models / own
-            else:
-                row[f"models_to_{baseline}_{col}"] = row[f"ratio_{col}"] = float("nan")
+                ratio = models / _first_reaching(by[base][f"{col}_mean"].to_numpy(), target)
+            row[f"models_to_baseline_{col}"], row[f"ratio_{col}"] = models, ratio
+        within = np.ones(len(table.cells), dtype=bool)
+        for col, limit in budgets.items():
+            within &= (table.cells[col] <= limit).to_numpy()
+        reach = np.where(within, mean_acc, np.nan)
+        best_cells = set(table.cells["cell"][reach == np.nanmax(reach)])
         row["found_best"] = float(np.mean([not best_cells.isdisjoint(cells) for cells in sim.cells[name]]))
-        rows.append(row)
+        rows.append(row | cost_summary(sim.cells[name], sim.accuracy[name], table))
     return pd.DataFrame(rows)
+
+
+def cost_summary(cells: list[list[str]], accuracy: np.ndarray, table: BenchmarkTable) -> dict[str, float]:
+    """Mean over seeds of the ``params`` and ``mult_adds`` of the cells a strategy trained
+    (``<cost>_trained``: the mean over its M cells, 1-block ones included) and of the best cell it
+    found (``<cost>_best``: highest observed accuracy; ties go to fewer params, then text, as the
+    workflow's best cell)."""
+    costs = table.cells.set_index("cell")[list(COSTS)]
+    trained, best = [], []
+    for seed_cells, acc in zip(cells, accuracy, strict=True):
+        seen = costs.loc[seed_cells].reset_index()
+        trained.append(seen[list(COSTS)].mean())
+        observed = acc[: len(seen)]
+        best.append(
+            best_row(seen.assign(val_acc=observed, status=np.where(np.isnan(observed), "failed", "ok")))
+        )
+    return {f"{c}_trained": float(np.mean([t[c] for t in trained])) for c in COSTS} | {
+        f"{c}_best": float(np.mean([b[c] for b in best])) for c in COSTS
+    }

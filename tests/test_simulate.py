@@ -1,8 +1,10 @@
-"""``pnas simulate``: strategies replayed on the shipped table are deterministic for a seed, and the
-strategy table's numbers mean what they say."""
+"""``pnas simulate``: strategy texts parse (bad ones are refused naming the text), strategies replayed
+on the shipped table are deterministic for a seed, budgets hold, and the strategy table's numbers mean
+what they say."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -12,12 +14,149 @@ import pytest
 
 from pnas_core.benchmark import load_table
 from pnas_core.errors import PnasError
-from pnas_core.simulate import Simulation, check_strategies, curves, simulate, summarize
+from pnas_core.search import table_costs
+from pnas_core.selection import Selection
+from pnas_core.simulate import (
+    PnasStrategy,
+    RandomStrategy,
+    Simulation,
+    check_strategies,
+    curves,
+    parse_strategy,
+    simulate,
+    summarize,
+)
+from pnas_core.space import parse
+from pnas_core.surrogate import PREDICTORS
+
+ALL = tuple(PREDICTORS)
+BUDGET = 48_000  # about the median params of the shipped table's two-block cells
+SELECTION_STRATEGIES = [
+    "pnas:mean",
+    "pnas:ucb@kappa=0",
+    "pnas:ucb@kappa=2",
+    f"pnas:mean@max_params={BUDGET}",
+    "pnas:ucb:mlp+xgb@max_mult_adds=490000,pareto=params",
+    "pnas:mean@pareto=mult_adds",
+    f"random@max_params={BUDGET}",
+    "random",
+]
 
 
 @pytest.fixture(scope="module")
 def table():
     return load_table("digits_b2")
+
+
+@pytest.fixture(scope="module")
+def selection_runs(table) -> list[Simulation]:
+    """Every kind of selection, one seed, K = 4, twice (the PNAS strategies share one fit per run)."""
+    return [simulate(table, SELECTION_STRATEGIES, [3], beam_size=4) for _ in range(2)]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("pnas", PnasStrategy(ALL, Selection())),
+        ("pnas:ucb@kappa=2.5", PnasStrategy(ALL, Selection("ucb", kappa=2.5))),
+        ("pnas:mlp@max_params=9000", PnasStrategy(("mlp",), Selection("mlp", max_params=9000))),
+        (
+            "pnas:ucb:rnn+xgb@kappa=0,max_mult_adds=5_000,pareto=mult_adds",
+            PnasStrategy(
+                ("rnn", "xgb"),
+                Selection("ucb", kappa=0.0, max_mult_adds=5000, pareto=True, pareto_cost="mult_adds"),
+            ),
+        ),
+        ("pnas:mean@pareto=params", PnasStrategy(ALL, Selection(pareto=True))),
+        ("random", RandomStrategy()),
+        ("random@max_mult_adds=7,max_params=8", RandomStrategy(max_params=8, max_mult_adds=7)),
+    ],
+)
+def test_strategy_texts_parse(text, expected) -> None:
+    assert parse_strategy(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("pnas:mean@kappa=2", "kappa weighs the spread of select-by ucb, not mean"),
+        ("pnas:ucb@kappa=-1", "kappa must be a finite number >= 0"),
+        ("pnas:ucb@kappa=big", "kappa must be a number"),
+        ("pnas@max_params=0", "max_params must be a positive integer"),
+        ("random@max_mult_adds=1e5", "max_mult_adds must be a positive integer"),
+        ("pnas@pareto=flops", "pareto takes the cost to trade against: params or mult_adds"),
+        ("pnas@pareto", "KEY=VALUE"),
+        ("pnas@", "KEY=VALUE"),
+        ("pnas@max_params=5,max_params=6", "distinct KEY=VALUE"),
+        ("random@kappa=1", "KEY one of max_params, max_mult_adds; got 'kappa=1'"),
+        ("random:mean", "random takes no arguments"),
+        ("pnas:best", "cannot select by 'best'"),
+        ("pnas:rnn:mlp", "include the one it selects by"),
+    ],
+)
+def test_bad_strategy_texts_are_refused_naming_the_text(text, message) -> None:
+    with pytest.raises(PnasError, match=re.escape(f"strategy {text!r}")) as err:
+        check_strategies([text])
+    assert message in str(err.value)
+
+
+def test_selections_are_deterministic_for_a_seed(selection_runs) -> None:
+    first, second = selection_runs
+    assert first.cells == second.cells
+    for name in SELECTION_STRATEGIES:
+        np.testing.assert_array_equal(first.accuracy[name], second.accuracy[name])
+    assert first.cells["pnas:ucb@kappa=0"] == first.cells["pnas:mean"]  # κ = 0: UCB is the mean
+    assert first.cells["pnas:ucb@kappa=2"] != first.cells["pnas:mean"]
+    assert first.cells["pnas:mean@pareto=mult_adds"] != first.cells["pnas:mean"]
+
+
+def test_budgeted_strategies_never_train_a_b_block_cell_over_budget(table, selection_runs) -> None:
+    cost = table.cells.set_index("cell")
+    limits = {
+        f"pnas:mean@max_params={BUDGET}": ("params", BUDGET),
+        f"random@max_params={BUDGET}": ("params", BUDGET),
+        "pnas:ucb:mlp+xgb@max_mult_adds=490000,pareto=params": ("mult_adds", 490_000),
+    }
+    for name, (col, limit) in limits.items():
+        (cells,) = selection_runs[0].cells[name]
+        two = [c for c in cells if cost.loc[c, "num_blocks"] == 2]
+        assert len(two) == (4 if name.startswith("pnas") else len(cells))
+        assert cost.loc[two, col].max() <= limit, name
+    unbudgeted = [c for c in selection_runs[0].cells["random"][0] if cost.loc[c, "params"] > BUDGET]
+    assert unbudgeted  # the budget binds: plain random search draws cells above it
+    summary = summarize(selection_runs[0], table).set_index("strategy")
+    budgeted = summary.loc[f"random@max_params={BUDGET}"]
+    assert budgeted["params_trained"] <= BUDGET < summary.loc["random", "params_trained"]
+    # a budgeted PNAS is compared with random search under the same budget, if simulated
+    assert summary.loc[f"pnas:mean@max_params={BUDGET}", "baseline"] == f"random@max_params={BUDGET}"
+    assert summary.loc["pnas:ucb:mlp+xgb@max_mult_adds=490000,pareto=params", "baseline"] == "random"
+    assert summary.loc["pnas:ucb@kappa=2", "baseline"] == "random"
+
+
+def test_found_best_counts_the_best_cell_within_the_budget(table) -> None:
+    mean_acc = np.nanmean(table.accuracy, axis=1)
+    cheap = (table.cells["params"] <= BUDGET).to_numpy()
+    best_cheap = table.cells["cell"][cheap].iloc[int(np.nanargmax(mean_acc[cheap]))]
+    cells = {f"random@max_params={BUDGET}": [[best_cheap]], "random": [[best_cheap]]}
+    acc = {name: np.array([[0.9]]) for name in cells}
+    sim = Simulation(acc, cells, [0], {}, {}, {}, {f"random@max_params={BUDGET}": {"params": BUDGET}})
+    summary = summarize(sim, table).set_index("strategy")
+    assert summary["found_best"].tolist() == [1.0, 0.0]  # the table's best cells exceed the budget
+
+
+def test_table_costs_are_the_tables(table) -> None:
+    costs = table_costs(table)
+    for b in (1, 2):
+        cells = table.cells[table.cells["num_blocks"] == b]
+        got = costs(np.stack([parse(c).tokens() for c in cells["cell"]]))
+        for col in ("params", "mult_adds"):
+            np.testing.assert_array_equal(got[col], cells[col].to_numpy())
+
+
+def test_a_budget_no_cell_meets_names_the_strategy(table) -> None:
+    for text in ("pnas@max_params=10", "random@max_params=10"):
+        with pytest.raises(PnasError, match=re.escape(f"strategy {text!r}, seed 0: no ")):
+            simulate(table, [text], [0], beam_size=2)
 
 
 def test_simulation_is_deterministic_for_a_seed(table) -> None:
@@ -50,17 +189,24 @@ def test_strategy_table_numbers(table) -> None:
     }
     mean_acc = np.nanmean(table.accuracy, axis=1)
     best_cell = table.cells["cell"].iloc[-1 - int(np.nanargmax(mean_acc[::-1]))]  # the last of any ties
-    cells = {"fast": [[best_cell], ["x"]], "random": [["x"], ["y"]]}
+    x, y = table.cells["cell"].iloc[[0, 1]]
+    cells = {"fast": [[best_cell, x], [x]], "random": [[x], [y]]}
     sim = Simulation(acc, cells, [0, 1], {}, {}, {})
     row = summarize(sim, table, top_k=2).set_index("strategy")
     assert row.loc["random", "best_mean"] == pytest.approx(0.85)
     assert row.loc["fast", "best_mean"] == pytest.approx(0.9)
     assert row.loc["fast", "best_lo"] == row.loc["fast", "best_hi"] == pytest.approx(0.9)  # no spread
     assert row.loc["random", "best_lo"] < 0.85 < row.loc["random", "best_hi"]
-    assert row.loc["fast", "models_to_random_best"] == 2  # mean best after 2 models: (0.9 + 0.8) / 2
-    assert row.loc["random", "models_to_random_best"] == 4
+    assert row.loc["fast", "models_to_baseline_best"] == 2  # mean best after 2 models: (0.9 + 0.8) / 2
+    assert row.loc["random", "models_to_baseline_best"] == 4
     assert row.loc["fast", "ratio_best"] == pytest.approx(0.5)
     assert row.loc["fast", "found_best"] == 0.5 and row.loc["random", "found_best"] == 0
+    params = table.cells.set_index("cell")["params"]
+    assert row.loc["fast", "params_best"] == params[x]  # seed 0 observed x (0.9) above best_cell (0.8)
+    assert row.loc["fast", "params_trained"] == pytest.approx(
+        ((params[best_cell] + params[x]) / 2 + params[x]) / 2
+    )
+    assert row.loc["random", "mult_adds_trained"] == row.loc["random", "mult_adds_best"]
     curve = curves(sim, top_k=2)
     fast = curve[curve["strategy"] == "fast"]
     assert fast["topk_mean"].tolist()[1:] == pytest.approx([0.8, 0.85, 0.85])
@@ -75,23 +221,21 @@ def test_bad_strategies_are_refused(strategies, message) -> None:
         check_strategies(strategies)
 
 
-def test_bad_pnas_arguments_name_the_strategy(table) -> None:
-    with pytest.raises(PnasError, match="strategy pnas:rnn:mlp"):
-        simulate(table, ["pnas:rnn:mlp"], [0], beam_size=2)
-
-
 def test_cli_writes_the_strategy_table_and_figure(tmp_path) -> None:
     cmd = [sys.executable, "-m", "pnas_core", "simulate", "--seeds", "2", "--beam-size", "4"]
     proc = subprocess.run(
-        [*cmd, "--strategies", "pnas:xgb", "random", "--out-dir", str(tmp_path)],
+        [*cmd, "--strategies", "pnas:xgb", "random", "random@max_params=48000", "--out-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "pnas:xgb" in proc.stdout and "random" in proc.stdout and "predictor fitting: xgb" in proc.stdout
+    assert "pnas:xgb" in proc.stdout and "random@max_params=48000" in proc.stdout
+    assert "predictor fitting: xgb" in proc.stdout and "params trained / best" in proc.stdout
     summary = pd.read_csv(tmp_path / "strategies.csv")
-    assert summary["strategy"].tolist() == ["pnas:xgb", "random"]
+    assert summary["strategy"].tolist() == ["pnas:xgb", "random", "random@max_params=48000"]
+    budgeted = summary.set_index("strategy").loc["random@max_params=48000"]
+    assert max(budgeted["params_trained"], budgeted["params_best"]) <= 48_000
     assert (tmp_path / "simulation.png").stat().st_size > 0 and (tmp_path / "simulation.csv").is_file()
     bad = subprocess.run(
         [*cmd, "--strategies", "nope", "--out-dir", str(tmp_path)], capture_output=True, text=True

@@ -65,7 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(DEFAULT_STRATEGIES),
         metavar="S",
-        help="pnas[:BY[:P1+P2]] or random (default: " + " ".join(DEFAULT_STRATEGIES) + ")",
+        help="KIND[:ARGS][@KEY=VALUE,..]: pnas[:BY[:P1+P2]] with options kappa=K (BY ucb), "
+        "max_params=N, max_mult_adds=N, pareto=params|mult_adds; random with options max_params=N, "
+        "max_mult_adds=N (draws among the B-block cells within budget); e.g. pnas:ucb@kappa=2 "
+        "pnas:mean@max_params=48000 random@max_params=48000 pnas:mean@pareto=params "
+        "(default: " + " ".join(DEFAULT_STRATEGIES) + ")",
     )
     p.add_argument("--beam-size", type=int, default=16, help="K (default 16, the quick config's)")
     p.add_argument("--budget", type=int, default=None, help="models per strategy (default PNAS's)")
@@ -238,9 +242,12 @@ def format_summary(summary) -> str:
         "strategy",
         "best after M",
         "top-5 after M",
-        "models to random's best",
-        "to random's top-5",
+        "models to baseline's best",
+        "to its top-5",
         "found best",
+        "params trained / best",
+        "mult-adds trained / best",
+        "baseline",
     )
     rows = [header]
     for r in summary.itertuples():
@@ -249,9 +256,12 @@ def format_summary(summary) -> str:
                 r.strategy,
                 f"{r.best_mean:.4f} [{r.best_lo:.4f}, {r.best_hi:.4f}]",
                 f"{r.topk_mean:.4f} [{r.topk_lo:.4f}, {r.topk_hi:.4f}]",
-                _models(r.models_to_random_best, r.ratio_best),
-                _models(r.models_to_random_topk, r.ratio_topk),
+                _models(r.models_to_baseline_best, r.ratio_best),
+                _models(r.models_to_baseline_topk, r.ratio_topk),
                 f"{r.found_best:.0%}",
+                f"{r.params_trained / 1e3:.1f}k / {r.params_best / 1e3:.1f}k",
+                f"{r.mult_adds_trained / 1e6:.3f}M / {r.mult_adds_best / 1e6:.3f}M",
+                r.baseline or "none",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -10,13 +10,18 @@ from matplotlib.figure import Figure
 from pnas_core.figures.style import PREDICTOR_COLORS, new_figure
 
 RANDOM_STYLE = {"color": "#8c564b", "linestyle": "--"}
-FALLBACK_COLORS = ("#9467bd", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+FALLBACK_COLORS = (
+    "#9467bd", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#8c6d31", "#637939", "#7b4173", "#ad494a",
+)  # fmt: skip
 
 
 def strategy_style(name: str, i: int) -> dict[str, str]:
-    """``random`` dashed, ``pnas:<by>`` in the colour of its predictor, others from a fallback cycle."""
+    """``random`` dashed, ``pnas:<by>`` in the colour of its predictor, others from a fallback cycle
+    (``random@...`` dashed)."""
     if name == "random":
         return RANDOM_STYLE
+    if name.startswith("random@"):
+        return {"color": FALLBACK_COLORS[i % len(FALLBACK_COLORS)], "linestyle": "--"}
     parts = name.split(":")
     if parts[0] == "pnas" and len(parts) <= 2 and (parts[-1] in PREDICTOR_COLORS or len(parts) == 1):
         return {"color": PREDICTOR_COLORS[parts[1] if len(parts) == 2 else "mean"]}
@@ -54,7 +59,7 @@ def simulation_figure(
         ax.set_xlabel("number of models trained")
         ax.set_ylabel("validation accuracy")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels) if len(labels) <= 5 else 3)
     levels = "; dotted: PNAS level boundaries" if level_starts else ""
     fig.suptitle(f"{title}: mean over {seeds} seeds, bands: 95% interval of the mean{levels}")
     return fig
