@@ -94,6 +94,8 @@ class Predictor(abc.ABC):
     """Accuracy predictor over cells of any size."""
 
     name: ClassVar[str] = ""
+    warm_startable: ClassVar[bool] = False
+    """Whether ``fit`` takes ``warm_from``: a fitted predictor of the same kind to start from."""
 
     def __init__(self, settings: SurrogateSettings | None = None) -> None:
         self.settings = settings or SurrogateSettings()
