@@ -140,10 +140,15 @@ def _input_tables(model: LSTMModel) -> tuple[torch.Tensor, torch.Tensor]:
 def _step(
     h: torch.Tensor, c: torch.Tensor, xproj: torch.Tensor, w_hh: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step (gate order i, f, g, o) for states (..., H) and input terms (..., 4H)."""
-    i, f, g, o = (h @ w_hh.T + xproj).chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    """One LSTM step (gate order i, f, g, o) for states (..., H) and input terms (..., 4H), in place
+    on the gate array (scoring is bound by this step)."""
+    gates = (h @ w_hh.T).add_(xproj)
+    hidden = h.shape[-1]
+    gates[..., : 2 * hidden].sigmoid_()
+    gates[..., 3 * hidden :].sigmoid_()
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.addcmul(f * c, i, g.tanh_())
+    return o.mul_(torch.tanh(c)), c
 
 
 def _trie_states(
