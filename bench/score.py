@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pnas_core import beam
-from pnas_core.space import Space
+from pnas_core.space import Space, canonical_tokens, first_rows, insertion_positions, unique_rows
 from pnas_core.surrogate import SurrogateSettings, make_predictor
 
 
@@ -100,10 +100,17 @@ def main() -> None:
         f"expand+score the children of {args.parents} parents ({table.num_rows:,} distinct cells, each scored "
         f"on its canonical form): {t} (target <= 3 s)"
     )
+    canonical = unique_rows(canonical_tokens(parents))
+    children, parent_index, _ = space.canonical_children(canonical)
+    keep = first_rows(children)
+    children, parent_index = children[keep], parent_index[keep]
+    positions = insertion_positions(children, canonical[parent_index])
+    ok = positions >= 0
+    blocks = children.reshape(len(children), 5, 4)[ok, positions[ok]]
     for name, predictor in predictors.items():
         t = Timer()
-        predictor.predict_children(parents, space.block_table(5))
-        print(f"  {name} scoring parent + block alone: {t}")
+        predictor.predict_insertions(canonical, blocks, positions[ok], parent_index[ok])
+        print(f"  {name} scoring alone ({ok.sum():,} children on the insertion path): {t}")
     print(f"load average after scoring: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
