@@ -3,14 +3,17 @@ level's predictor (warm_start, ``pnas fit-surrogate --warm-from``, the workflow'
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from test_beam import _records
 from test_workflow import make_project, snakemake
 
+from pnas_core.cli import main
 from pnas_core.errors import PnasError
 from pnas_core.space import Space
 from pnas_core.surrogate import Predictor, SurrogateSettings, make_predictor
@@ -71,6 +74,26 @@ def test_warm_start_from_previous_level(data, tmp_path, name):
     other = "mlp" if name == "rnn" else "rnn"
     with pytest.raises(PnasError, match="cannot warm-start"):
         make_predictor(other, settings).fit(cells, y, warm_from=previous)
+
+
+def test_cli_fit_surrogate_warm_from(tmp_path: Path, capsys):
+    space = Space.from_names(["sep3x3", "max3x3"])
+    _records(tmp_path / "r1.parquet", space.one_block_tokens())
+    _records(tmp_path / "r2.parquet", space.sample_tokens(2, 12, np.random.default_rng(0)))
+    settings = tmp_path / "s.json"
+    settings.write_text(json.dumps({**SMALL.to_dict(), "warm_start": True, "xgb": {"n_estimators": 5}}))
+    fit = ["fit-surrogate", "--predictors", "rnn", "mlp", "xgb", "--settings", str(settings)]
+    assert main([*fit, "--records", str(tmp_path / "r1.parquet"), "--out", str(tmp_path / "l1")]) == 0
+    records = [str(tmp_path / "r1.parquet"), str(tmp_path / "r2.parquet")]
+    argv = [*fit, "--records", *records, "--warm-from", str(tmp_path / "l1"), "--out", str(tmp_path / "l2")]
+    assert main(argv) == 0
+    assert "warm-started from" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "l2" / "manifest.json").read_text())["meta"]
+    assert meta["rnn"]["warm_from_n_fit"] == meta["mlp"]["warm_from_n_fit"] == len(space.one_block_tokens())
+    assert "warm_from_n_fit" not in meta["xgb"]
+    settings.write_text(json.dumps(SMALL.to_dict()))
+    assert main(argv) != 0
+    assert "--warm-from needs warm_start: true" in capsys.readouterr().err
 
 
 def test_workflow_passes_the_previous_surrogate_when_warm_start_is_on(tmp_path: Path):
