@@ -609,17 +609,9 @@ class Space:
         position, tie = _insertion(parents, table)
         position, tie = position.ravel(), tie.ravel()
 
-        children = np.empty((p * m, 4 * (b + 1)), dtype=TOKEN_DTYPE)
         parent_rows = np.repeat(parents, m, axis=0)
         block_rows = np.tile(table, (p, 1))
-        for t in range(b + 1):
-            rows = np.flatnonzero(position == t)
-            if not len(rows):
-                continue
-            head, tail = parent_rows[rows, : 4 * t], parent_rows[rows, 4 * t :].copy()
-            refs = tail.reshape(len(rows), -1, 4)[..., :2]
-            refs[refs >= t + 2] += 1  # blocks at positions >= t move one on
-            children[rows] = np.concatenate([head, block_rows[rows], tail], axis=1)
+        children = insert_blocks(parent_rows, block_rows, position)
         if tie.any():
             children[tie] = canonical_tokens(np.concatenate([parent_rows[tie], block_rows[tie]], axis=1))
         appended = (children[:, : 4 * b] == parent_rows).all(axis=1) & (
@@ -722,6 +714,46 @@ def _block_table(ops: tuple[int, ...], b: int) -> np.ndarray:
         table.setflags(write=False)
         _TABLE_CACHE[key] = table
     return _TABLE_CACHE[key]
+
+
+def shifted_tail(parents: np.ndarray, t: int) -> np.ndarray:
+    """Blocks ``t..`` of parent rows (P, 4·b) as they read once a block is inserted at position ``t``:
+    references to blocks at positions >= t (labels >= t + 2) move one on."""
+    tail = parents[:, 4 * t :].copy()
+    refs = tail.reshape(len(tail), -1, 4)[..., :2]
+    refs[refs >= t + 2] += 1
+    return tail
+
+
+def insert_blocks(parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Rows (n, 4·(b+1)): parent row i (n, 4·b) with block i (n, 4) inserted at position i (0..b),
+    later references shifted (:func:`shifted_tail`); each block may read only labels <= position + 1."""
+    b = parents.shape[1] // 4
+    children = np.empty((len(parents), 4 * (b + 1)), dtype=TOKEN_DTYPE)
+    for t in range(b + 1):
+        rows = np.flatnonzero(positions == t)
+        if len(rows):
+            children[rows] = np.concatenate(
+                [parents[rows, : 4 * t], blocks[rows], shifted_tail(parents[rows], t)], axis=1
+            )
+    return children
+
+
+def insertion_positions(children: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """For child rows (n, 4·(b+1)) and parent rows (n, 4·b): a position t with
+    ``insert_blocks(parents, children's block t, t) == children``, or -1 where there is none (a
+    canonical child whose remaining blocks are not in the parent's order, possible with ties)."""
+    n, b = len(children), parents.shape[1] // 4
+    out = np.full(n, -1, np.int64)
+    blocks = children.reshape(n, b + 1, 4)
+    for t in range(b, -1, -1):  # largest t first: the shortest suffix to rescore
+        rest = np.delete(blocks, t, axis=1).copy()
+        refs = rest[:, t:, :2]
+        reads_t = (refs == t + 2).any(axis=(1, 2))
+        refs[refs > t + 2] -= 1
+        match = ~reads_t & (rest.reshape(n, -1) == parents).all(axis=1) & (out < 0)
+        out[match] = t
+    return out
 
 
 def first_rows(tokens: np.ndarray) -> np.ndarray:

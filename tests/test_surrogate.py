@@ -9,7 +9,14 @@ import pytest
 from scipy.stats import spearmanr
 
 from pnas_core.errors import PnasError
-from pnas_core.space import Space, tokens_to_texts
+from pnas_core.space import (
+    Space,
+    canonical_tokens,
+    insert_blocks,
+    insertion_positions,
+    tokens_to_texts,
+    unique_rows,
+)
 from pnas_core.surrogate import PREDICTORS, Predictor, SurrogateSettings, make_predictor
 from pnas_core.surrogate.base import group_by_size
 
@@ -110,6 +117,24 @@ def test_fast_child_scoring_equals_scoring_each_child(fitted, data, name, b):
     children, _ = space.expand(parents)
     fast = fitted[name].predict_children(parents, space.block_table(b + 1))
     slow = fitted[name].predict(children)
+    np.testing.assert_allclose(fast[0], slow[0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fast[1], slow[1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["rnn", "mlp", "xgb"])
+@pytest.mark.parametrize("b", [1, 2, 3, 4])
+def test_insertion_scoring_equals_scoring_each_child(fitted, data, name, b):
+    space = data["space"]
+    parents = unique_rows(canonical_tokens(space.sample_tokens(b, 6, np.random.default_rng(10 + b))))
+    children, parent_index, _ = space.canonical_children(parents)
+    positions = insertion_positions(children, parents[parent_index])
+    assert (positions >= 0).mean() > 0.95 and len(np.unique(positions)) > 1
+    ok = positions >= 0
+    blocks = children.reshape(len(children), b + 1, 4)[ok, positions[ok]]
+    rebuilt = insert_blocks(parents[parent_index[ok]], blocks, positions[ok])
+    np.testing.assert_array_equal(rebuilt, children[ok])
+    fast = fitted[name].predict_insertions(parents, blocks, positions[ok], parent_index[ok])
+    slow = fitted[name].predict(children[ok])
     np.testing.assert_allclose(fast[0], slow[0], atol=1e-5, rtol=0)
     np.testing.assert_allclose(fast[1], slow[1], atol=1e-5, rtol=0)
 

@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
     _predictors(p)
     _settings(p)
+    p.add_argument(
+        "--warm-from",
+        default=None,
+        help="folder written by fit-surrogate (the previous level's): the neural ensembles start from "
+        "its members (needs warm_start: true in the settings)",
+    )
     p.add_argument("--out", required=True, type=output_dir, help="folder to write (replaced atomically)")
     p.set_defaults(func=run_fit)
 
@@ -177,13 +183,18 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save the predictors."""
+    from pnas_core.errors import PnasError
     from pnas_core.surrogate import fit_data, read_fit_records
-    from pnas_core.surrogate.bundle import fit_predictors, save_predictors
+    from pnas_core.surrogate.bundle import fit_predictors, load_predictors, save_predictors
 
     settings = _load_settings(args.settings)
+    if args.warm_from is not None and not settings.warm_start:
+        raise PnasError("--warm-from needs warm_start: true in the surrogate settings")
+    warm = load_predictors(args.warm_from) if args.warm_from is not None else None
     data = fit_data(read_fit_records(args.records))
-    save_predictors(fit_predictors(data, args.predictors, settings), args.out)
-    print(f"fit {' '.join(args.predictors)} on {len(data)} cells -> {args.out}")
+    save_predictors(fit_predictors(data, args.predictors, settings, warm), args.out)
+    started = f", warm-started from {args.warm_from}" if warm else ""
+    print(f"fit {' '.join(args.predictors)} on {len(data)} cells{started} -> {args.out}")
     return 0
 
 

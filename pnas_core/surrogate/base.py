@@ -1,7 +1,8 @@
 """The predictor interface (in the spirit of NASLib's ``predictor.py``), registry and input handling.
 
 A predictor maps cells of any size to a predicted validation accuracy: ``fit(cells, accuracies)``,
-``predict(cells) -> (mean, std)``, ``predict_children(parents, table)`` (the beam's fast path) and
+``predict(cells) -> (mean, std)``, ``predict_children(parents, table)`` and
+``predict_insertions(parents, blocks, positions, parent_index)`` (the beam's fast paths) and
 ``save`` / ``load`` of a folder. Cells are given as a token array ``(n, 4·b)``, a list of token
 arrays, :class:`~pnas_core.space.Cell` objects or cell texts; sizes may be mixed.
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from pnas_core.atomic import current_umask, write_json
 from pnas_core.errors import PnasError
-from pnas_core.space import TOKEN_DTYPE, Cell, parse
+from pnas_core.space import TOKEN_DTYPE, Cell, insert_blocks, parse
 from pnas_core.surrogate.settings import SurrogateSettings
 from pnas_core.text_io import read_json
 
@@ -93,6 +94,8 @@ class Predictor(abc.ABC):
     """Accuracy predictor over cells of any size."""
 
     name: ClassVar[str] = ""
+    warm_startable: ClassVar[bool] = False
+    """Whether ``fit`` takes ``warm_from``: a fitted predictor of the same kind to start from."""
 
     def __init__(self, settings: SurrogateSettings | None = None) -> None:
         self.settings = settings or SurrogateSettings()
@@ -130,6 +133,19 @@ class Predictor(abc.ABC):
         p, m = len(parents), len(table)
         children = np.concatenate([np.repeat(parents, m, axis=0), np.tile(table, (p, 1))], axis=1)
         return self._predict_tokens(children)
+
+    def predict_insertions(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of children ``insert_blocks(parents[parent_index], blocks, positions)``: child i is
+        parent ``parent_index[i]`` (of parents (P, 4·b)) with block i (blocks (n, 4)) inserted at
+        position i (0..b; b appends), later references shifted (:func:`pnas_core.space.insert_blocks`).
+
+        The beam scores every canonical child this way. Subclasses override it with a path that
+        shares the work on each parent's blocks before the insertion.
+        """
+        self._require_fitted()
+        return self._predict_tokens(insert_blocks(parents[parent_index], blocks, positions))
 
     def _require_fitted(self) -> None:
         if not self.fitted:

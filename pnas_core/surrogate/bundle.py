@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -18,16 +18,28 @@ MANIFEST = "manifest.json"
 
 
 def fit_predictors(
-    fit_df: pd.DataFrame, names: Sequence[str], settings: SurrogateSettings
+    fit_df: pd.DataFrame,
+    names: Sequence[str],
+    settings: SurrogateSettings,
+    warm: Mapping[str, Predictor] | None = None,
 ) -> dict[str, Predictor]:
-    """Fit each named predictor on ``fit_df`` (columns cell, val_acc; see ``records.fit_data``)."""
+    """Fit each named predictor on ``fit_df`` (columns cell, val_acc; see ``records.fit_data``).
+
+    With ``warm`` (e.g. the previous level's :func:`load_predictors`) the predictors that can start
+    from fitted weights (``warm_startable``) start from the one of the same name.
+    """
     if not names:
         raise PnasError("no predictors named")
     if len(set(names)) != len(names):
         raise PnasError(f"predictor names repeat: {' '.join(names)}")
     cells = fit_df["cell"].tolist()
     acc = fit_df["val_acc"].to_numpy()
-    return {name: make_predictor(name, settings).fit(cells, acc) for name in names}
+    out = {}
+    for name in names:
+        predictor = make_predictor(name, settings)
+        start = (warm or {}).get(name) if predictor.warm_startable else None
+        out[name] = predictor.fit(cells, acc) if start is None else predictor.fit(cells, acc, warm_from=start)
+    return out
 
 
 def save_predictors(predictors: dict[str, Predictor], folder: str | os.PathLike[str]) -> None:

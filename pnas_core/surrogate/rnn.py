@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pnas_core.space import MAX_BLOCKS, OPS
+from pnas_core.space import MAX_BLOCKS, OPS, shifted_tail
 from pnas_core.surrogate.base import register
 from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, one_thread
 
@@ -86,30 +86,121 @@ class RNNPredictor(TorchEnsemble):
                 preds[i, start * m : (start + len(t)) * m] = out.reshape(-1).float().cpu().numpy()
         return preds.mean(axis=0), preds.std(axis=0)
 
+    @torch.inference_mode()
+    @one_thread()
+    def predict_insertions(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fast path: per insertion position t, the LSTM state after each parent's first t blocks is
+        computed once, then the trie of the new blocks' first three tokens, and only the new block's
+        last token and the parent's (shifted) remaining blocks are run per child."""
+        self._require_fitted()
+        b = parents.shape[1] // 4
+        preds = np.empty((len(self.members), len(blocks)), np.float32)
+        order = np.lexsort((parent_index, positions))  # by position, then parent
+        for t in range(b + 1):
+            rows = order[positions[order] == t]
+            if not len(rows):
+                continue
+            used, local = np.unique(parent_index[rows], return_inverse=True)
+            unique_blocks, block_of = np.unique(blocks[rows], axis=0, return_inverse=True)
+            trie = BlockTrie(unique_blocks)
+            node = trie.leaf[block_of.ravel()] // len(OPS)
+            op2 = unique_blocks[block_of.ravel(), 3]
+            prefix = parents[used, : 4 * t]
+            tail = shifted_tail(parents[used], t)
+            for start in range(0, len(used), PARENT_CHUNK):
+                sel = slice(*np.searchsorted(local, [start, start + PARENT_CHUNK]))
+                args = [
+                    torch.as_tensor(a, dtype=torch.long, device=self.device)
+                    for a in (
+                        prefix[start : start + PARENT_CHUNK],
+                        tail[start : start + PARENT_CHUNK],
+                        node[sel],
+                        op2[sel],
+                        local[sel] - start,
+                    )
+                ]
+                for i, model in enumerate(self.members):
+                    out = _insert(model, args[0], args[1], trie, *args[2:])
+                    preds[i, rows[sel]] = out.float().cpu().numpy()
+        return preds.mean(axis=0), preds.std(axis=0)
 
-def _continue(model: LSTMModel, parents: torch.Tensor, trie: BlockTrie) -> torch.Tensor:
-    """Predictions (P, m) for parent tokens (P, 4·b) extended by every block of the trie."""
+
+def _input_tables(model: LSTMModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LSTM's input term (x·W_ih + biases) of every input token and every op token, (·, 4H)."""
     lstm = model.lstm
-    w_ih, w_hh = lstm.weight_ih_l0, lstm.weight_hh_l0
     bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-    xproj_in = model.in_embed.weight @ w_ih.T + bias  # (inputs, 4H)
-    xproj_op = model.op_embed.weight @ w_ih.T + bias  # (ops, 4H)
-    h, c = model.state(parents)
+    return (
+        model.in_embed.weight @ lstm.weight_ih_l0.T + bias,
+        model.op_embed.weight @ lstm.weight_ih_l0.T + bias,
+    )
+
+
+def _step(
+    h: torch.Tensor, c: torch.Tensor, xproj: torch.Tensor, w_hh: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step (gate order i, f, g, o) for states (..., H) and input terms (..., 4H), in place
+    on the gate array (scoring is bound by this step)."""
+    gates = (h @ w_hh.T).add_(xproj)
+    hidden = h.shape[-1]
+    gates[..., : 2 * hidden].sigmoid_()
+    gates[..., 3 * hidden :].sigmoid_()
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.addcmul(f * c, i, g.tanh_())
+    return o.mul_(torch.tanh(c)), c
+
+
+def _trie_states(
+    model: LSTMModel, h: torch.Tensor, c: torch.Tensor, trie: BlockTrie
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """States (P, n3, H) after states (P, H) read the first three tokens of every depth-3 trie node."""
+    w_hh = model.lstm.weight_hh_l0
+    xproj_in, xproj_op = _input_tables(model)
     h, c = h[:, None, :], c[:, None, :]  # (P, 1 node, H)
-    dev = parents.device
+    dev = h.device
     for d in range(1, 4):
         up = torch.as_tensor(trie.up[d], device=dev)
         xproj = (xproj_in if d <= 2 else xproj_op)[torch.as_tensor(trie.token[d], device=dev)]
-        gates = (h @ w_hh.T)[:, up] + xproj  # (P, n_d, 4H)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c[:, up] + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        h, c = _step(h[:, up], c[:, up], xproj, w_hh)
+    return h, c
+
+
+def _continue(model: LSTMModel, parents: torch.Tensor, trie: BlockTrie) -> torch.Tensor:
+    """Predictions (P, m) for parent tokens (P, 4·b) extended by every block of the trie."""
+    w_hh = model.lstm.weight_hh_l0
+    h, c = _trie_states(model, *model.state(parents), trie)
     # last token (op2): every depth-3 node with every op, broadcast instead of gathered
     hh = (h @ w_hh.T)[:, :, None, :]  # (P, n3, 1, 4H)
     hh_i, hh_f, hh_g, hh_o = hh.chunk(4, dim=-1)
-    x_i, x_f, x_g, x_o = xproj_op.chunk(4, dim=-1)  # (ops, H)
+    x_i, x_f, x_g, x_o = _input_tables(model)[1].chunk(4, dim=-1)  # (ops, H)
     c = torch.sigmoid(hh_f + x_f).mul_(c[:, :, None, :])
     c.add_(torch.sigmoid(hh_i + x_i).mul_(torch.tanh(hh_g + x_g)))
     h = torch.sigmoid(hh_o + x_o).mul_(c.tanh_())
     out = torch.sigmoid(h @ model.head.weight[0] + model.head.bias[0])  # (P, n3, ops)
-    return out.flatten(1)[:, torch.as_tensor(trie.leaf, device=dev)]
+    return out.flatten(1)[:, torch.as_tensor(trie.leaf, device=parents.device)]
+
+
+def _insert(
+    model: LSTMModel,
+    prefix: torch.Tensor,
+    tail: torch.Tensor,
+    trie: BlockTrie,
+    node: torch.Tensor,
+    op2: torch.Tensor,
+    local: torch.Tensor,
+) -> torch.Tensor:
+    """Predictions for children ``prefix[local] + block + tail[local]``: parents' prefixes (P, 4·t)
+    and shifted tails (P, L) are shared; child i's block is depth-3 trie node ``node[i]`` then op ``op2[i]``."""
+    w_hh = model.lstm.weight_hh_l0
+    xproj_in, xproj_op = _input_tables(model)
+    if prefix.shape[1]:
+        h, c = model.state(prefix)
+    else:
+        h = c = torch.zeros(len(prefix), w_hh.shape[1], device=prefix.device)
+    h, c = _trie_states(model, h, c, trie)
+    h, c = _step(h[local, node], c[local, node], xproj_op[op2], w_hh)
+    tokens = tail[local]
+    for k in range(tail.shape[1]):
+        h, c = _step(h, c, (xproj_in if k % 4 < 2 else xproj_op)[tokens[:, k]], w_hh)
+    return torch.sigmoid(h @ model.head.weight[0] + model.head.bias[0])

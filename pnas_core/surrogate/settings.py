@@ -31,6 +31,7 @@ SURROGATE_RULES = Rules(
             ("ensemble_size", "embed_dim", "hidden_dim", "epochs", "batch_size", "max_blocks"), 1
         ),
         "weight_decay": 0,
+        "rank_weight": 0,
         "seed": 0,
     },
     exclusive_minimum={"lr_first": 0, "lr": 0},
@@ -65,7 +66,10 @@ class SurrogateSettings:
     ``lr_first`` is used when the largest cell in the fit data has one block, ``lr`` otherwise
     (paper: 0.01 and 0.002). Adam is the optimiser. ``max_blocks`` is B, the padding of the XGBoost
     encoding. ``epochs``, ``batch_size`` and ``weight_decay`` are the project's choices (the paper is
-    silent). ``device`` is where the neural ensembles fit and score: ``cpu`` (the default, so scores,
+    silent). ``rank_weight`` adds a pairwise ranking loss to the neural ensembles' loss (0: off, the
+    paper); ``warm_start`` makes ``pnas fit-surrogate --warm-from`` (and the workflow, from level 2)
+    start each member from the previous level's fitted member ("train or finetune"; off: the paper's
+    fresh fit). XGBoost ignores both. ``device`` is where the neural ensembles fit and score: ``cpu`` (the default, so scores,
     and with them the beam's picks, do not depend on the node) or ``auto``/``cuda``/``cuda:<i>``
     (the workflow's surrogate jobs then declare a GPU). XGBoost always runs on the CPU.
     """
@@ -79,6 +83,8 @@ class SurrogateSettings:
     batch_size: int = 64
     loss: str = "l1"
     weight_decay: float = 0.0
+    rank_weight: float = 0.0
+    warm_start: bool = False
     xgb: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(XGB_DEFAULTS))
     max_blocks: int = MAX_BLOCKS
     device: str = "cpu"

@@ -13,11 +13,14 @@ import torch
 from torch import nn
 
 from pnas_core.devices import pick_device
+from pnas_core.errors import PnasError
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size
 from pnas_core.surrogate.settings import SurrogateSettings
 
 MEMBERS_FILE = "members.pt"
 PREDICT_CHUNK = 65536
+RANK_SCALE = 0.01
+"""τ of :func:`pairwise_rank_loss`: predicted accuracy gaps well beyond 1 point count as ordered."""
 
 
 def fold_train_indices(n: int, k: int, seed: int) -> list[np.ndarray]:
@@ -57,6 +60,8 @@ class TokenModel(nn.Module):
 class TorchEnsemble(Predictor):
     """An ensemble of token models, member i fit on all but fold i of the data (docs/method.md, "Surrogate predictors")."""
 
+    warm_startable = True
+
     def __init__(self, settings: SurrogateSettings | None = None) -> None:
         super().__init__(settings)
         self.members: list[TokenModel] = []
@@ -66,8 +71,14 @@ class TorchEnsemble(Predictor):
     def build_model(self) -> TokenModel:
         """A freshly initialised member network."""
 
-    def fit(self, cells: CellsLike, accuracies: Sequence[float]) -> TorchEnsemble:
-        """Fit every member with Adam and the configured loss; seeded, so repeatable on CPU."""
+    def fit(
+        self, cells: CellsLike, accuracies: Sequence[float], warm_from: Predictor | None = None
+    ) -> TorchEnsemble:
+        """Fit every member with Adam and the configured loss; seeded, so repeatable on CPU.
+
+        With ``warm_from`` (a fitted ensemble of the same kind, shape and member count, e.g. the
+        previous level's) member i starts from its member i's weights instead of a fresh init.
+        """
         s = self.settings
         groups = group_by_size(cells)
         y = check_targets(groups, accuracies)
@@ -79,20 +90,44 @@ class TorchEnsemble(Predictor):
                 rows[i] = r
         max_b = int(sizes.max())
         k = min(s.ensemble_size, len(y)) if s.ensemble_size > 1 else 1
+        warm = self._warm_states(warm_from, k)
         self.members = []
         for member, train_idx in enumerate(fold_train_indices(len(y), k, s.seed)):
             with torch.random.fork_rng(devices=[]), one_thread():
                 torch.manual_seed(s.seed * 1009 + member)
                 model = self.build_model().to(self.device)
-                with torch.no_grad():  # first prediction ~ mean accuracy: bias = its logit, small weights
-                    model.head.bias.fill_(logit(float(y[train_idx].mean())))
-                    model.head.weight.mul_(0.1)
+                if warm:
+                    model.load_state_dict(warm[member])
+                else:
+                    with torch.no_grad():  # first prediction ~ mean accuracy: bias = its logit, small weights
+                        model.head.bias.fill_(logit(float(y[train_idx].mean())))
+                        model.head.weight.mul_(0.1)
                 batches = _size_buckets(train_idx, sizes, rows, y, self.device)
                 _train(model, batches, s.lr_for(max_b), s, seed=s.seed * 1009 + member)
             model.eval()
             self.members.append(model)
         self.meta = {"n_fit": len(y), "max_blocks_fit": max_b, "mean_acc": float(y.mean()), "members": k}
+        if warm_from is not None:
+            self.meta["warm_from_n_fit"] = warm_from.meta["n_fit"]
         return self
+
+    def _warm_states(self, warm_from: Predictor | None, k: int) -> list[dict[str, torch.Tensor]]:
+        """The member weights to start from (none without ``warm_from``), checked to fit."""
+        if warm_from is None:
+            return []
+        if type(warm_from) is not type(self) or not warm_from.fitted:
+            raise PnasError(
+                f"cannot warm-start a {self.name} predictor from a {warm_from.name or 'unfitted'} one"
+            )
+        if len(warm_from.members) != k:
+            raise PnasError(
+                f"cannot warm-start {k} {self.name} members from {len(warm_from.members)} (ensemble_size or "
+                "the number of records differs)"
+            )
+        dims = ("embed_dim", "hidden_dim")
+        if any(getattr(warm_from.settings, d) != getattr(self.settings, d) for d in dims):
+            raise PnasError(f"cannot warm-start the {self.name} predictor: embed_dim or hidden_dim differs")
+        return [{key: v.to(self.device) for key, v in m.state_dict().items()} for m in warm_from.members]
 
     @torch.inference_mode()
     @one_thread()
@@ -141,8 +176,16 @@ def _train(
     s: SurrogateSettings,
     seed: int,
 ) -> None:
-    """Minibatch training; each batch holds cells of one size, batch order shuffled every epoch."""
-    loss_fn = nn.functional.l1_loss if s.loss == "l1" else nn.functional.mse_loss
+    """Minibatch training; each batch holds cells of one size, batch order shuffled every epoch.
+
+    The loss is the configured pointwise loss plus ``rank_weight`` times :func:`pairwise_rank_loss`.
+    """
+    pointwise = nn.functional.l1_loss if s.loss == "l1" else nn.functional.mse_loss
+
+    def loss_fn(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = pointwise(pred, target)
+        return loss + s.rank_weight * pairwise_rank_loss(pred, target) if s.rank_weight else loss
+
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=s.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -156,3 +199,14 @@ def _train(
             opt.zero_grad(set_to_none=True)
             loss_fn(model(tokens), target).backward()
             opt.step()
+
+
+def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Smooth hinge on the minibatch's mis-ordered pairs: the mean over pairs with target_i > target_j
+    of τ·softplus((pred_j - pred_i)/τ), τ = :data:`RANK_SCALE`. In accuracy units like the L1 loss, it
+    tends to max(0, pred_j - pred_i) as τ → 0; 0 when all targets are equal."""
+    above = target[:, None] > target[None, :]
+    if not bool(above.any()):
+        return pred.sum() * 0.0
+    diff = (pred[None, :] - pred[:, None])[above]  # pred_j - pred_i for target_i > target_j
+    return RANK_SCALE * nn.functional.softplus(diff / RANK_SCALE).mean()

@@ -35,6 +35,7 @@ def uses_gpu(section):
 TRAIN_GPU = uses_gpu("train")
 FINAL_GPU = uses_gpu("final")
 SURROGATE_GPU = uses_gpu("surrogate")
+WARM_START = config["surrogate"].get("warm_start", False)
 TRAIN_WORKERS = config["train"].get("workers", 1)
 
 
@@ -128,6 +129,16 @@ def random_inputs(wildcards=None):
         "random_trained": f"{RESULTS}/random/trained.parquet",
         "random_candidates": f"{RESULTS}/random/candidates.parquet",
     }
+
+
+def warm_start_input(wc):
+    """The previous level's surrogate folder, when warm starts are on and there is one."""
+    level = int(wc.level)
+    return [f"{level_dir(level - 1)}/surrogate"] if WARM_START and level > 1 else []
+
+
+def warm_start_flag(input):
+    return f"--warm-from {shlex.quote(input.warm[0])}" if input.warm else ""
 
 
 def random_flags(stem, input):

@@ -1,14 +1,17 @@
-# Fit every predictor on all records trained so far (levels 1..b).
+# Fit every predictor on all records trained so far (levels 1..b); with surrogate.warm_start, levels
+# >= 2 start the neural ensembles from the previous level's fitted members.
 
 
 rule fit_surrogate:
     input:
         records=lambda wc: trained_upto(wc.level),
         settings=f"{RESULTS}/settings/surrogate.json",
+        warm=warm_start_input,
     output:
         surrogate=directory(f"{RESULTS}/level{{level}}/surrogate"),
     params:
         predictors=" ".join(config["search"]["predictors"]),
+        warm=lambda wc, input: warm_start_flag(input),
         code=command_hash("surrogate_cmds.run_fit"),
     threads: 2
     resources:
@@ -19,4 +22,4 @@ rule fit_surrogate:
         f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
     shell:
         "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors}"
-        " --settings {input.settings:q} --out {output.surrogate:q} > {log:q} 2>&1"
+        " --settings {input.settings:q} {params.warm} --out {output.surrogate:q} > {log:q} 2>&1"
