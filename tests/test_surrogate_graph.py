@@ -4,8 +4,12 @@ invariance to block order, determinism, save/load, the fast child path, the weig
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pnas_core.errors import PnasError
@@ -156,3 +160,27 @@ def test_weighted_rejects_bad_family_lists():
         make_predictor("weighted", SurrogateSettings(weighted_of="rnn+gp"))
     with pytest.raises(PnasError, match="weighted_of"):
         SurrogateSettings(weighted_of="rnn,mlp")
+
+
+def test_simulate_and_bench_quality_take_the_new_options(tmp_path):
+    from pnas_core.benchmark import load_table
+    from pnas_core.simulate import simulate
+
+    table = load_table("digits_b2")
+    light = SurrogateSettings(**{**TINY.to_dict(), "weighted_of": "xgb+gnn", "weighted_folds": 2})
+    strategies = ["pnas:gnn", "pnas:weighted", "pnas:mean:xgb+gnn"]
+    sim = simulate(table, strategies, [0], beam_size=2, surrogate=light)
+    assert all(len(sim.cells[s][0]) == len(sim.cells["pnas:gnn"][0]) for s in strategies)
+    assert sim.fit_count == {"gnn": 1, "weighted": 1, "xgb": 1}  # gnn's fit shared by two strategies
+    settings = tmp_path / "s.json"
+    settings.write_text(json.dumps(TINY.to_dict()))
+    cmd = [sys.executable, "-m", "pnas_core", "bench-quality", "--repeats", "1", "--settings", str(settings)]
+    out = tmp_path / "q.parquet"
+    proc = subprocess.run(
+        [*cmd, "--predictors", "gnn", "xgb", "--train-size", "6", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(pd.read_parquet(out)["predictor"]) == {"gnn", "xgb", "mean"}
