@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 
 import numpy as np
@@ -43,6 +44,10 @@ OPTIONS: dict[str, tuple[str, dict]] = {
     "mean+gnn": ("mean:rnn+mlp+xgb+gnn", {}),
 }
 """Option name -> (predictor, or ``mean:`` and the predictors averaged; settings overrides)."""
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def interval(values: np.ndarray) -> tuple[float, float, float]:
@@ -86,6 +91,7 @@ def run_quality(table, options: list[str], b: int, train_size: int, repeats: int
             runs.append(("", [p for p in rest if p not in covered]))
         seen: set[str] = set()
         for mean_name, predictors in runs:
+            log(f"Algorithm 2: {'+'.join(predictors)} {overrides or ''}")
             df = quality.algorithm2(table.rows, b, predictors, s, train_size, repeats, seed)
             df = df[df["split"].isin(["heldout", "next"])]
             for name in names:
@@ -110,6 +116,7 @@ def run_simulations(table, options: list[str], seeds: int, beam_size: int) -> tu
         names = [n for n in options if OPTIONS[n][1] == overrides]
         strategies = {f"pnas:{OPTIONS[n][0]}": n for n in names}
         s = settings_for(SIMULATION_SURROGATE, overrides, table.max_blocks)
+        log(f"simulate: {' '.join(strategies)} {overrides or ''}")
         sim = simulate(
             table, [*strategies, *(["random"] if i == 0 else [])], range(seeds), beam_size, None, s
         )
