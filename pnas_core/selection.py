@@ -4,7 +4,7 @@ bound), hard cost budgets, and Pareto picks of predicted accuracy against cost.
 Pure functions on a scored table's columns (numpy arrays, pyarrow tables), no file I/O, so the workflow's
 ``pnas select`` and an in-process search loop pick the same cells.
 
-Scores. ``rnn``, ``mlp``, ``xgb``: that predictor's mean; ``mean``: the mean of the predictors' means
+Scores. ``rnn``, ``mlp``, ``xgb``, ``gnn``, ``weighted``: that predictor's mean; ``mean``: the mean of the predictors' means
 (``pred_mean``). ``ucb``: ``pred_mean + κ·spread``, where spread is the standard deviation of the pooled
 predictions of every predictor's ensemble, each family weighted equally (law of total variance):
 ``spread² = mean_p(std_p²) + mean_p((pred_p − pred_mean)²)``. It grows where an ensemble's members
@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from pnas_core.errors import PnasError
 
-SELECT_BY = ("rnn", "mlp", "xgb", "mean", "ucb")
+SELECT_BY = ("rnn", "mlp", "xgb", "gnn", "weighted", "mean", "ucb")
 COSTS = ("params", "mult_adds")
 DEFAULT_KAPPA = 1.0
 

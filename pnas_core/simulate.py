@@ -51,6 +51,8 @@ SIMULATION_SURROGATE = SurrogateSettings(xgb={"n_jobs": 1})
 thread: on tiny fits its thread pool only adds overhead (0.24 s against 7.4 s for 36 cells on a
 loaded 2-core machine), and the simulation runs seeds one after another anyway."""
 
+POOLED_DEFAULT = ("rnn", "mlp", "xgb")
+"""The predictors of ``pnas:mean`` and ``pnas:ucb`` without a list (the workflow's default)."""
 DEFAULT_STRATEGIES = ("pnas:mean", "pnas:rnn", "pnas:mlp", "pnas:xgb", "random")
 
 
@@ -197,7 +199,7 @@ def _pnas(args: list[str], options: dict[str, str]) -> PnasStrategy:
         pareto_cost=cost or "params",
     )
     pooled = by in ("mean", "ucb")
-    predictors = args[1].split("+") if len(args) > 1 else (list(PREDICTORS) if pooled else [by])
+    predictors = args[1].split("+") if len(args) > 1 else (list(POOLED_DEFAULT) if pooled else [by])
     unknown = [p for p in predictors if p not in PREDICTORS]
     if unknown or len(set(predictors)) != len(predictors) or (not pooled and by not in predictors):
         raise PnasError(

@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(DEFAULT_STRATEGIES),
         metavar="S",
-        help="KIND[:ARGS][@KEY=VALUE,..]: pnas[:BY[:P1+P2]] with options kappa=K (BY ucb), "
+        help="KIND[:ARGS][@KEY=VALUE,..]: pnas[:BY[:P1+P2]] (BY: mean, ucb, rnn, mlp, xgb, gnn, weighted) with options kappa=K (BY ucb), "
         "max_params=N, max_mult_adds=N, pareto=params|mult_adds; random with options max_params=N, "
         "max_mult_adds=N (draws among the B-block cells within budget); e.g. pnas:ucb@kappa=2 "
         "pnas:mean@max_params=48000 random@max_params=48000 pnas:mean@pareto=params "
@@ -82,6 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=int, default=24, help="cells per fit, K (default 24)")
     p.add_argument("--repeats", type=int, default=20, help="T (default 20)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--predictors",
+        nargs="+",
+        default=["rnn", "mlp", "xgb"],
+        metavar="P",
+        help="predictor families (default: rnn mlp xgb; also gnn, weighted); 'mean' averages them",
+    )
     p.add_argument("--out", required=True, type=Path, help="quality Parquet to write")
     p.set_defaults(func=run_quality)
 
@@ -286,7 +293,7 @@ def run_quality(args: argparse.Namespace) -> int:
     settings = _surrogate(args.settings)
     settings = type(settings).from_dict({**settings.to_dict(), "max_blocks": table.max_blocks})
     df = quality.algorithm2(
-        table.rows, args.blocks, ["rnn", "mlp", "xgb"], settings, args.train_size, args.repeats, args.seed
+        table.rows, args.blocks, args.predictors, settings, args.train_size, args.repeats, args.seed
     )
     write_table(pa.Table.from_pandas(df, schema=quality.QUALITY_SCHEMA, preserve_index=False), args.out)
     stats = df.groupby(["split", "predictor"], sort=False)["rho"].agg(["mean", "std", "count"])

@@ -8,9 +8,10 @@ import argparse
 from pnas_core.cli.arg_types import count, int_range, non_negative_float, output_dir, output_file, seed
 from pnas_core.space import MAX_BLOCKS, OPS, Space
 
-PREDICTOR_NAMES = ("rnn", "mlp", "xgb")
+PREDICTOR_NAMES = ("rnn", "mlp", "xgb", "gnn", "weighted")  # pnas_core.surrogate.PREDICTORS
+PREDICTOR_DEFAULT = ("rnn", "mlp", "xgb")
 SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
-SELECT_CHOICES = ("rnn", "mlp", "xgb", "mean", "ucb")  # pnas_core.selection.SELECT_BY
+SELECT_CHOICES = ("rnn", "mlp", "xgb", "gnn", "weighted", "mean", "ucb")  # pnas_core.selection.SELECT_BY
 
 
 def _ops(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +30,10 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--predictors",
         nargs="+",
-        default=list(PREDICTOR_NAMES),
+        default=list(PREDICTOR_DEFAULT),
         choices=PREDICTOR_NAMES,
         metavar="P",
-        help=f"predictor families (default: {' '.join(PREDICTOR_NAMES)})",
+        help=f"predictor families of {', '.join(PREDICTOR_NAMES)} (default: {' '.join(PREDICTOR_DEFAULT)})",
     )
 
 

@@ -48,6 +48,8 @@ PREDICTOR_COLORS = {
     "mlp": "#ff7f0e",
     "xgb": "#2ca02c",
     "mean": "#444444",
+    "gnn": "#9467bd",
+    "weighted": "#8c564b",
 }
 PREDICTOR_LABELS = {
     "score": "selection score",
@@ -55,8 +57,10 @@ PREDICTOR_LABELS = {
     "mlp": "MLP ensemble",
     "xgb": "XGBoost",
     "mean": "mean of predictors",
+    "gnn": "graph encoder",
+    "weighted": "rho-weighted families",
 }
-PLOT_PREDICTORS = ("rnn", "mlp", "xgb", "mean")
+PLOT_PREDICTORS = ("rnn", "mlp", "xgb", "mean", "gnn", "weighted")
 """Predictor names in plotting order (the ``pred_<name>`` columns of a summary)."""
 
 METHOD_COLORS = {"PNAS": "#1f77b4", "random": "#ff7f0e"}

@@ -1,10 +1,11 @@
-"""Surrogate accuracy predictors (docs/method.md, "Surrogate predictors"): ``rnn`` and ``mlp`` ensembles and the ``xgb`` baseline.
+"""Surrogate accuracy predictors (docs/method.md, "Surrogate predictors"): ``rnn``, ``mlp`` and ``gnn``
+ensembles, the ``xgb`` baseline and the ``weighted`` combination of families.
 
 Never imports the network builder or training code. Importing this package loads torch and xgboost's
 Python side, so CLI modules import it inside their command functions.
 """
 
-from pnas_core.surrogate import mlp, rnn, xgb
+from pnas_core.surrogate import gnn, mlp, rnn, weighted, xgb
 from pnas_core.surrogate.base import PREDICTORS, CellsLike, Predictor, make_predictor
 from pnas_core.surrogate.records import fit_data, read_fit_records
 from pnas_core.surrogate.settings import SurrogateSettings
@@ -15,9 +16,11 @@ __all__ = [
     "Predictor",
     "SurrogateSettings",
     "fit_data",
+    "gnn",
     "make_predictor",
     "mlp",
     "read_fit_records",
     "rnn",
+    "weighted",
     "xgb",
 ]

@@ -25,11 +25,13 @@ XGB_DEFAULTS: dict[str, Any] = {
 """XGBRegressor parameters; ``n_jobs`` is fixed so results do not depend on the machine."""
 
 LOSSES = ("l1", "mse")
+WEIGHTED_OF_PATTERN = (r"[a-z]+(\+[a-z]+)*", "give predictor names joined by '+', e.g. rnn+mlp+xgb")
 SURROGATE_RULES = Rules(
     minimum={
         **dict.fromkeys(
             ("ensemble_size", "embed_dim", "hidden_dim", "epochs", "batch_size", "max_blocks"), 1
         ),
+        "weighted_folds": 2,
         "weight_decay": 0,
         "rank_weight": 0,
         "seed": 0,
@@ -37,7 +39,7 @@ SURROGATE_RULES = Rules(
     exclusive_minimum={"lr_first": 0, "lr": 0},
     maximum={"max_blocks": MAX_BLOCKS},
     choices={"loss": LOSSES},
-    patterns={"device": DEVICE_PATTERN},
+    patterns={"device": DEVICE_PATTERN, "weighted_of": WEIGHTED_OF_PATTERN},
 )
 """The value rules of :class:`SurrogateSettings` (its checks and its JSON schema; ``xgb`` is
 checked against :data:`XGB_DEFAULTS`)."""
@@ -72,6 +74,9 @@ class SurrogateSettings:
     fresh fit). XGBoost ignores both. ``device`` is where the neural ensembles fit and score: ``cpu`` (the default, so scores,
     and with them the beam's picks, do not depend on the node) or ``auto``/``cuda``/``cuda:<i>``
     (the workflow's surrogate jobs then declare a GPU). XGBoost always runs on the CPU.
+    ``cost_features`` adds per-cell cost features (:mod:`pnas_core.surrogate.cost_features`) to the
+    ``gnn`` and ``xgb`` inputs. ``weighted_of`` and ``weighted_folds`` set the families the
+    ``weighted`` predictor combines and the folds that measure their held-out rho.
     """
 
     ensemble_size: int = 5
@@ -89,6 +94,9 @@ class SurrogateSettings:
     max_blocks: int = MAX_BLOCKS
     device: str = "cpu"
     seed: int = 0
+    cost_features: bool = False
+    weighted_of: str = "rnn+mlp+xgb"
+    weighted_folds: int = 4
 
     def __post_init__(self) -> None:
         check_rules(self, "surrogate", SURROGATE_RULES)

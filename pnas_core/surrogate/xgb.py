@@ -11,6 +11,7 @@ from xgboost import XGBRegressor
 from pnas_core.errors import PnasError
 from pnas_core.space import MAX_BLOCKS, OPS
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size, register
+from pnas_core.surrogate.cost_features import NAMES, cost_features
 
 MODEL_FILE = "model.json"
 N_INPUTS = MAX_BLOCKS + 1
@@ -44,7 +45,8 @@ def encode(tokens: np.ndarray, max_blocks: int) -> np.ndarray:
 
 @register("xgb")
 class XGBPredictor(Predictor):
-    """One XGBRegressor (std is 0); fixed thread count and seed make it repeatable."""
+    """One XGBRegressor (std is 0); fixed thread count and seed make it repeatable. With
+    ``cost_features`` the encoding ends with the cell's cost features."""
 
     def __init__(self, settings=None) -> None:
         super().__init__(settings)
@@ -66,7 +68,7 @@ class XGBPredictor(Predictor):
         y = check_targets(groups, accuracies)
         x = np.empty((len(y), self._width()), np.float32)
         for idx, tokens in groups:
-            x[idx] = encode(tokens, self.settings.max_blocks)
+            x[idx] = self._features(tokens)
         self.model = self._regressor(float(y.mean()))
         self.model.fit(x, y)
         max_b = max(t.shape[1] // 4 for _, t in groups)
@@ -74,10 +76,15 @@ class XGBPredictor(Predictor):
         return self
 
     def _width(self) -> int:
-        return self.settings.max_blocks * BLOCK_WIDTH + len(OPS) + 1
+        cost = len(NAMES) if self.settings.cost_features else 0
+        return self.settings.max_blocks * BLOCK_WIDTH + len(OPS) + 1 + cost
+
+    def _features(self, tokens: np.ndarray) -> np.ndarray:
+        x = encode(tokens, self.settings.max_blocks)
+        return np.concatenate([x, cost_features(tokens)], axis=1) if self.settings.cost_features else x
 
     def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pred = self.model.predict(encode(tokens, self.settings.max_blocks)).astype(np.float32)
+        pred = self.model.predict(self._features(tokens)).astype(np.float32)
         return np.clip(pred, 0.0, 1.0), np.zeros(len(tokens), np.float32)
 
     def _save_state(self, folder: Path) -> None:
