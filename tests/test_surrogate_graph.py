@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from pnas_core.errors import PnasError
-from pnas_core.space import Space, canonical_tokens, parse
+from pnas_core.space import Space, canonical_tokens, insertion_positions, parse, unique_rows
 from pnas_core.surrogate import Predictor, SurrogateSettings, make_predictor
 from pnas_core.surrogate.cost_features import cost_features
 from pnas_core.surrogate.weighted import heldout_rho, size_folds, weights_from_rho
@@ -128,6 +128,25 @@ def test_weights_rule():
         assert counts.max() - counts.min() <= 1
 
 
+def assert_insertions_match(predictor, space: Space, b: int) -> None:
+    """The beam's insertion path equals scoring every canonical child from scratch (1e-5)."""
+    parents = unique_rows(canonical_tokens(space.sample_tokens(b, 5, np.random.default_rng(20 + b))))
+    children, parent_index, _ = space.canonical_children(parents)
+    positions = insertion_positions(children, parents[parent_index])
+    ok = positions >= 0
+    assert len(np.unique(positions[ok])) > 1
+    blocks = children.reshape(len(children), b + 1, 4)[ok, positions[ok]]
+    fast = predictor.predict_insertions(parents, blocks, positions[ok], parent_index[ok])
+    slow = predictor.predict(children[ok])
+    np.testing.assert_allclose(fast[0], slow[0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fast[1], slow[1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_gnn_insertion_scoring_equals_scoring_each_child(gnn, data, b):
+    assert_insertions_match(gnn, data["space"], b)
+
+
 def test_weighted_combines_families_and_round_trips(data, tmp_path):
     settings = SurrogateSettings(**{**TINY.to_dict(), "weighted_of": "mlp+xgb", "weighted_folds": 2})
     w = make_predictor("weighted", settings).fit(data["train"][:80], data["y"][:80])
@@ -146,6 +165,7 @@ def test_weighted_combines_families_and_round_trips(data, tmp_path):
     parents = space.sample_tokens(2, 3, np.random.default_rng(5))
     fast = w.predict_children(parents, space.block_table(3))
     np.testing.assert_allclose(fast[0], w.predict(space.expand(parents)[0])[0], atol=1e-5)
+    assert_insertions_match(w, space, 2)
     w.save(tmp_path / "w")
     loaded = Predictor.load(tmp_path / "w")
     np.testing.assert_array_equal(loaded.predict(data["three"])[0], mean)

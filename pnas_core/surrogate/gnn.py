@@ -96,6 +96,19 @@ class GraphPredictor(TorchEnsemble):
                 )
         return preds.mean(axis=0), preds.std(axis=0)
 
+    def predict_insertions(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A block inserted at position t reads only blocks before t, so the child is the same graph
+        as the parent with the block appended: scored by :meth:`predict_children` over the distinct
+        blocks, then gathered."""
+        self._require_fitted()
+        distinct, which = np.unique(blocks, axis=0, return_inverse=True)
+        used, parent_rows = np.unique(parent_index, return_inverse=True)
+        mean, std = self.predict_children(parents[used], distinct)
+        rows = parent_rows * len(distinct) + which.ravel()
+        return mean[rows], std[rows]
+
 
 def _children(
     model: GraphModel, parents: torch.Tensor, table: torch.Tensor, b: int, children: np.ndarray | None

@@ -126,6 +126,15 @@ class WeightedPredictor(Predictor):
         self._require_fitted()
         return self._combine([p.predict_children(parents, table) for p in self.members.values()])
 
+    def predict_insertions(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each family's own insertion path, combined."""
+        self._require_fitted()
+        return self._combine(
+            [p.predict_insertions(parents, blocks, positions, parent_index) for p in self.members.values()]
+        )
+
     def _save_state(self, folder: Path) -> None:
         for name, predictor in self.members.items():
             predictor.save(folder / name)
