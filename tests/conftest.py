@@ -5,7 +5,6 @@ handed out first; each module starts with the same torch threads, whatever the m
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,10 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _torch_threads() -> Iterator[None]:
+def _torch_threads() -> None:
     """Every module starts with THREADS torch threads (a test or fixture setting one thread for
     itself does not leak into the next module)."""
     torch.set_num_threads(THREADS)
-    yield
 
 
 def _shared_fixtures(item: pytest.Item) -> set[str]:
