@@ -1,5 +1,5 @@
-"""End to end through Snakemake (not by calling functions): the tiny config's whole DAG, reruns,
-a deleted shard, kill -9 and resume, bad configs."""
+"""End to end through Snakemake (not by calling functions): the tiny config's whole DAG (the session's
+``finished`` project, tests/conftest.py), reruns, a deleted shard, kill -9 and resume, bad configs."""
 
 from __future__ import annotations
 
@@ -12,42 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from workflow_project import REPO, TINY, make_project, snakemake
 
 from pnas_core.space import parse
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 pytestmark = pytest.mark.slow
-
-
-def make_project(root: Path) -> Path:
-    """A copy of the workflow and configs in ``root`` (results and cache stay inside it)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for sub in ("workflow", "config"):
-        shutil.copytree(REPO / sub, root / sub, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(TINY, root / "tiny.yaml")
-    return root
-
-
-def snakemake(
-    root: Path,
-    *args: str,
-    check: bool = True,
-    timeout: int = 900,
-    configs: tuple[str, ...] = ("tiny.yaml",),
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
-    # Targets and flags first: --configfile takes several values and would swallow a target after it.
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", *configs]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def planned_jobs(root: Path, *targets: str, configs: tuple[str, ...] = ("tiny.yaml",)) -> dict[str, int]:
@@ -68,13 +43,6 @@ def train_log_counts(root: Path) -> tuple[int, int]:
         trained += len(re.findall(r"\] trained ", text))
         cached += len(re.findall(r"\] cached ", text))
     return trained, cached
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("wf"))
-    snakemake(root)
-    return root
 
 
 def test_outputs_of_every_level(finished: Path) -> None:
@@ -244,20 +212,8 @@ def run_literally(root: Path, argv: list[str], timeout: int = 900) -> subprocess
     return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize(
-    "kill_when",
-    ["level 1 training", "final training"],
-)
-def test_kill_9_then_the_readme_commands_resume(tmp_path: Path, kill_when: str) -> None:
-    root = make_project(tmp_path / "kill")
-    cache = root / "results" / "cache"
-    final_log = root / "results" / "tiny" / "logs" / "final_train.log"
-
-    def reached() -> bool:
-        if kill_when == "level 1 training":
-            return len(list(cache.rglob("*.json"))) >= 4
-        return final_log.exists() and "training images" in final_log.read_text()
-
+def kill_9_when(root: Path, reached: Callable[[], bool], what: str) -> None:
+    """Start the README's command in ``root`` and kill -9 its whole job tree once ``reached()``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "snakemake", *README_RUN[1:]],
         cwd=root,
@@ -269,28 +225,54 @@ def test_kill_9_then_the_readme_commands_resume(tmp_path: Path, kill_when: str) 
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None and not reached():
             time.sleep(0.1)
-        assert proc.poll() is None, f"the workflow ended before {kill_when}"
+        assert proc.poll() is None, f"the workflow ended before {what}"
         os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the whole job tree
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    done_before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
-    assert len(done_before) >= 4
-    shard_logs = {p: p.stat().st_mtime_ns for p in root.rglob("train_shard*.log")}
-    # The README's recipe, literally: unlock, then the same command (no extra flag).
+
+
+def unlock_and_rerun(root: Path, until: Callable[[], bool] | None = None, what: str = "") -> None:
+    """The README's recipe after a kill, literally: unlock, then the same command (no extra flag),
+    to its end (or kill -9 it again once ``until()``)."""
     unlock = run_literally(root, ["snakemake", "--unlock"])
     assert unlock.returncode == 0, unlock.stderr[-2000:]
+    if until is not None:
+        kill_9_when(root, until, what)
+        return
     again = run_literally(root, README_RUN)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert all(p.stat().st_mtime_ns == m for p, m in done_before.items())  # cache entries untouched
-    if kill_when == "level 1 training":
-        trained, cached = train_log_counts(root)
-        assert cached >= len(done_before)
-        # Nothing finished before the kill was trained again.
-        assert trained <= len(list(cache.rglob("*.json"))) - len(done_before)
-    else:  # the search had finished: no training job runs again (its logs are the first run's)
-        assert {p: p.stat().st_mtime_ns for p in shard_logs} == shard_logs
+
+
+def test_kill_9_then_the_readme_commands_resume(tmp_path: Path) -> None:
+    """One run killed twice, in level 1 training and then (resumed) in final training: each time the
+    README's commands resume it, without training again what was done before the kill."""
+    root = make_project(tmp_path / "kill")
+    cache = root / "results" / "cache"
+    final_log = root / "results" / "tiny" / "logs" / "final_train.log"
+
+    def entries() -> dict[Path, int]:
+        return {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+
+    kill_9_when(root, lambda: len(list(cache.rglob("*.json"))) >= 4, "level 1 training")
+    done_in_level1 = entries()
+    assert len(done_in_level1) >= 4
+    # The search resumes and ends; its final training is killed too.
+    unlock_and_rerun(
+        root, lambda: final_log.exists() and "training images" in final_log.read_text(), "final training"
+    )
+    done_in_final = entries()
+    shard_logs = {p: p.stat().st_mtime_ns for p in root.rglob("train_shard*.log")}
+    unlock_and_rerun(root)
+    done = entries()
+    assert done.items() >= done_in_final.items() >= done_in_level1.items()  # cache entries untouched
+    trained, cached = train_log_counts(root)
+    assert cached >= len(done_in_level1)
+    # Nothing finished before the first kill was trained again.
+    assert trained <= len(done) - len(done_in_level1)
+    # The search had finished at the second kill: no training job ran again (its logs are the resumed run's).
+    assert {p: p.stat().st_mtime_ns for p in shard_logs} == shard_logs
     assert json.loads((root / "results/tiny/final/metrics.json").read_text())["test_acc"] > 0
     assert planned_jobs(root) == {}
 

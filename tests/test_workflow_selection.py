@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import TINY, make_project, snakemake
+from workflow_project import TINY, make_project, snakemake
 
 from pnas_core.cost import search_costs
 from pnas_core.selection import pareto_fronts
