@@ -42,6 +42,9 @@ OPTIONS: dict[str, tuple[str, dict]] = {
     "weighted": ("weighted", {}),
     "weighted+gnn": ("weighted", {"weighted_of": "rnn+mlp+xgb+gnn"}),
     "mean+gnn": ("mean:rnn+mlp+xgb+gnn", {}),
+    "rnn+rank": ("rnn", {"rank_weight": 1.0}),
+    "mlp+rank": ("mlp", {"rank_weight": 1.0}),
+    "mean+rank": ("mean:rnn+mlp+xgb", {"rank_weight": 1.0}),
 }
 """Option name -> (predictor, or ``mean:`` and the predictors averaged; settings overrides)."""
 
@@ -159,8 +162,8 @@ def table_text(rho: pd.DataFrame, summary: pd.DataFrame, fit_cost: dict, options
         r = by.loc[name]
         models = (
             "not reached"
-            if r.models_to_random_best != r.models_to_random_best
-            else f"{int(r.models_to_random_best)}"
+            if r.models_to_baseline_best != r.models_to_baseline_best
+            else f"{int(r.models_to_baseline_best)}"
         )
         out.append(
             (
