@@ -10,6 +10,7 @@ from pnas_core.space import MAX_BLOCKS, OPS, Space
 
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb")
 SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
+FIT_ON = ("full", "all")  # pnas_core.early_stop.FIT_ON
 SELECT_CHOICES = ("rnn", "mlp", "xgb", "mean", "ucb")  # pnas_core.selection.SELECT_BY
 
 
@@ -73,6 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("fit-surrogate", help="fit predictors on all ok training records")
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
+    p.add_argument(
+        "--fit-on",
+        choices=FIT_ON,
+        default="full",
+        help="full: records trained to the full budget only (default); all: early-stopped records too, "
+        "with their accuracy at their last rung",
+    )
     _predictors(p)
     _settings(p)
     p.add_argument("--out", required=True, type=output_dir, help="folder to write (replaced atomically)")
@@ -181,7 +189,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from pnas_core.surrogate.bundle import fit_predictors, save_predictors
 
     settings = _load_settings(args.settings)
-    data = fit_data(read_fit_records(args.records))
+    data = fit_data(read_fit_records(args.records), args.fit_on)
     save_predictors(fit_predictors(data, args.predictors, settings), args.out)
     print(f"fit {' '.join(args.predictors)} on {len(data)} cells -> {args.out}")
     return 0
