@@ -89,6 +89,30 @@ def last_records(rungs: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame([last[c] for c in rungs[0]["cell"]], columns=rungs[0].columns)
 
 
+def records_at(rows: pd.DataFrame, epoch: int, full: int) -> pd.DataFrame:
+    """Records of ``full``-epoch runs as the rung stopping them after ``epoch`` would have written
+    them (their learning curves must include it): ``val_acc`` and ``val_curve`` up to it, ``epochs``,
+    and, below ``full``, status ``stopped`` for the runs that were ``ok``. Rows without ``epoch`` on
+    the curve (diverged before it) keep their status and end at their last evaluated epoch."""
+    out = rows.copy()
+    at = [list(e).index(epoch) if epoch in list(e) else None for e in out["curve_epochs"]]
+    out["val_curve"] = [
+        list(c)[: i + 1] if i is not None else list(c) for c, i in zip(out["val_curve"], at, strict=True)
+    ]
+    out["curve_epochs"] = [
+        list(e)[: i + 1] if i is not None else list(e) for e, i in zip(out["curve_epochs"], at, strict=True)
+    ]
+    reached = pd.Series([i is not None for i in at], index=out.index)
+    out.loc[reached, "val_acc"] = [c[-1] for c, r in zip(out["val_curve"], reached, strict=True) if r]
+    if epoch < full:
+        out.loc[reached & (out["status"] == "ok"), "status"] = "stopped"
+    out["epochs"] = [
+        epoch if r else (list(e)[-1] if len(e) else 0)
+        for e, r in zip(out["curve_epochs"], reached, strict=True)
+    ]
+    return out
+
+
 EvaluateAt = Callable[[list[str], int, "int | None"], pd.DataFrame]
 """``(cells, epoch to stop at, epoch to resume from or None) -> their records``."""
 

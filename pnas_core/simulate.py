@@ -8,10 +8,17 @@ comparison is paired). Strategies (:data:`STRATEGIES`, extensible):
 * ``pnas[:BY[:P1+P2..]]``: the progressive search (:func:`pnas_core.search.run_search`) selecting by
   ``BY`` (``mean`` by default, ``ucb`` or one predictor) with predictors ``P1+P2..`` (default:
   rnn+mlp+xgb for ``mean`` and ``ucb``, else ``BY`` alone); predictors are seeded with the search seed.
+* ``pnas-es:R1+R2..:KEEP[:FIT_ON[:BY[:P1+P2..]]]``: the same search with early stopping inside each
+  level (:mod:`pnas_core.early_stop`): rungs at epochs R1, R2, .. keeping the share KEEP at each,
+  predictors fit on ``full`` (default) or ``all`` records; the table's learning curves give each
+  rung's accuracy (exactly what the rung's training would observe).
 * ``random``: distinct B-block cells drawn uniformly, as the workflow's random-search baseline
   (``random_search.blocks: null``).
 
-Every strategy trains the same budget M (PNAS's: all 1-block cells plus K per later level).
+Every strategy trains the same budget M (PNAS's: all 1-block cells plus K per later level); with
+early stopping only some of them to the full budget, so a strategy's cost is also counted in epochs
+(the table's ``epochs`` per model trained to the end). Best and top-k accuracies count only models
+trained to the full budget.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import pandas as pd
 from scipy.stats import t
 
 from pnas_core.benchmark import BenchmarkTable
+from pnas_core.early_stop import EarlyStop
 from pnas_core.errors import PnasError
 from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
 from pnas_core.search import TableEvaluator, run_search
@@ -55,8 +63,9 @@ class Context:
     fit: FitCache
 
 
-StrategyFn = Callable[[list[str], Context], list[str]]
-"""``(arguments after the kind, context) -> cells trained, in order``."""
+StrategyFn = Callable[[list[str], Context], pd.DataFrame]
+"""``(arguments after the kind, context) -> cells trained, in order``: columns ``cell`` and
+``epochs`` (epochs each was trained for)."""
 
 
 class FitCache:
@@ -91,7 +100,7 @@ class FitCache:
         return out
 
 
-def _pnas(args: list[str], ctx: Context) -> list[str]:
+def _pnas(args: list[str], ctx: Context, early_stop: EarlyStop | None = None) -> pd.DataFrame:
     if len(args) > 2:
         raise PnasError(f"strategy pnas takes at most BY and PREDICTORS, got {':'.join(args)!r}")
     by = args[0] if args else "mean"
@@ -104,20 +113,42 @@ def _pnas(args: list[str], ctx: Context) -> list[str]:
             f"and include the one it selects by"
         )
     settings = dataclasses.replace(ctx.surrogate, max_blocks=ctx.table.max_blocks, seed=ctx.seed)
-    result = run_search(ctx.table.space, ctx.evaluator, ctx.beam_size, predictors, by, settings, fit=ctx.fit)
-    return result.summary["cell"].tolist()
+    result = run_search(
+        ctx.table.space,
+        ctx.evaluator,
+        ctx.beam_size,
+        predictors,
+        by,
+        settings,
+        fit=ctx.fit,
+        early_stop=early_stop,
+    )
+    return result.summary[["cell", "epochs"]]
 
 
-def _random(args: list[str], ctx: Context) -> list[str]:
+def _pnas_es(args: list[str], ctx: Context) -> pd.DataFrame:
+    usage = "strategy pnas-es takes RUNGS:KEEP[:FIT_ON[:BY[:PREDICTORS]]], e.g. pnas-es:1+2:0.5"
+    if len(args) < 2:
+        raise PnasError(f"{usage}; got {':'.join(['pnas-es', *args])!r}")
+    try:
+        rungs, keep = tuple(int(r) for r in args[0].split("+")), float(args[1])
+    except ValueError as exc:
+        raise PnasError(f"{usage}; got {':'.join(['pnas-es', *args])!r}") from exc
+    early_stop = EarlyStop(rungs, keep, args[2] if len(args) > 2 else "full")
+    return _pnas(args[3:], ctx, early_stop)
+
+
+def _random(args: list[str], ctx: Context) -> pd.DataFrame:
     if args:
         raise PnasError(f"strategy random takes no arguments, got {':'.join(args)!r}")
     cells = ctx.table.cells
     pool = cells.loc[cells["num_blocks"] == ctx.table.max_blocks, "cell"].to_numpy()
     rng = np.random.default_rng([1, ctx.seed])
-    return pool[rng.permutation(len(pool))[: ctx.budget]].tolist()
+    picked = pool[rng.permutation(len(pool))[: ctx.budget]].tolist()
+    return pd.DataFrame({"cell": picked, "epochs": ctx.evaluator.epochs})
 
 
-STRATEGIES: dict[str, StrategyFn] = {"pnas": _pnas, "random": _random}
+STRATEGIES: dict[str, StrategyFn] = {"pnas": _pnas, "pnas-es": _pnas_es, "random": _random}
 """Strategy kinds by name; a strategy text is ``kind[:arg[:arg..]]``."""
 
 
@@ -138,8 +169,9 @@ def default_budget(table: BenchmarkTable, beam_size: int) -> int:
 
 @dataclasses.dataclass
 class Simulation:
-    """Observed accuracies per strategy (seeds × models, NaN past a short run), the cells, and the
-    predictor fit costs (CPU seconds and fits per family)."""
+    """Observed accuracies per strategy (seeds × models; NaN past a short run and for models stopped
+    early), the cells trained to the full budget, the predictor fit costs (CPU seconds and fits per
+    family), and the epochs each model trained (seeds × models; absent: unknown)."""
 
     accuracy: dict[str, np.ndarray]
     cells: dict[str, list[list[str]]]
@@ -147,6 +179,7 @@ class Simulation:
     fit_seconds: dict[str, float]
     fit_count: dict[str, int]
     seconds: dict[str, float]
+    epochs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def simulate(
@@ -164,6 +197,7 @@ def simulate(
     if budget < 1:
         raise PnasError(f"budget must be at least 1, got {budget}")
     acc = {s: np.full((len(seeds), budget), np.nan) for s in strategies}
+    epochs = {s: np.zeros((len(seeds), budget)) for s in strategies}
     cells: dict[str, list[list[str]]] = {s: [] for s in strategies}
     seconds: dict[str, float] = defaultdict(float)
     fit = FitCache()
@@ -174,14 +208,17 @@ def simulate(
         for text in strategies:
             kind, *args = text.split(":")
             start = time.process_time()
-            trained = STRATEGIES[kind](args, ctx)[:budget]
+            trained = STRATEGIES[kind](args, ctx).head(budget)
             seconds[text] += time.process_time() - start
-            cells[text].append(trained)
-            acc[text][i, : len(trained)] = observed[[table.index[c] for c in trained]]
+            full = trained["epochs"].to_numpy() >= evaluator.epochs
+            cells[text].append(trained["cell"][full].tolist())
+            found = observed[[table.index[c] for c in trained["cell"]]]
+            acc[text][i, : len(trained)] = np.where(full, found, np.nan)
+            epochs[text][i, : len(trained)] = trained["epochs"].to_numpy()
         fit.clear()
         if log is not None:
             log(f"seed {seed}: done ({i + 1}/{len(seeds)})")
-    return Simulation(acc, cells, list(seeds), dict(fit.seconds), dict(fit.count), dict(seconds))
+    return Simulation(acc, cells, list(seeds), dict(fit.seconds), dict(fit.count), dict(seconds), epochs)
 
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,7 +266,8 @@ def _first_reaching(curve: np.ndarray, target: float) -> float:
 def summarize(
     sim: Simulation, table: BenchmarkTable, top_k: int = TOP_K, baseline: str = "random"
 ) -> pd.DataFrame:
-    """One row per strategy: best and top-k mean after M models (mean, 95% interval), the models
+    """One row per strategy: the epochs it trained in all and the models it trained to the full
+    budget (means over seeds; epochs with a 95% interval), best and top-k mean after M models (mean, 95% interval), the models
     its mean curve needs to reach the ``baseline``'s final mean best and top-k mean and their ratio
     to the baseline's own (NaN if never reached or no baseline), and the share of seeds that trained
     a best cell of the table (highest accuracy averaged over its training seeds; ties all count)."""
@@ -241,6 +279,15 @@ def summarize(
     rows = []
     for name in sim.accuracy:
         row = {"strategy": name, "models": int(finals.loc[name, "models_trained"])}
+        spent = sim.epochs[name].sum(axis=1) if name in sim.epochs else np.full(len(sim.seeds), np.nan)
+        row.update(
+            zip(
+                ("epochs_mean", "epochs_lo", "epochs_hi"),
+                (float(v[0]) for v in _interval(spent[:, None])),
+                strict=True,
+            )
+        )
+        row["full_models"] = float(np.mean([len(c) for c in sim.cells[name]]))
         for col in ("best", "topk"):
             row.update({f"{col}_{s}": finals.loc[name, f"{col}_{s}"] for s in ("mean", "lo", "hi")})
         for col in ("best", "topk"):

@@ -65,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=list(DEFAULT_STRATEGIES),
         metavar="S",
-        help="pnas[:BY[:P1+P2]] or random (default: " + " ".join(DEFAULT_STRATEGIES) + ")",
+        help="pnas[:BY[:P1+P2]], pnas-es:R1+R2:KEEP[:FIT_ON[:BY[:P1+P2]]] (early stopping at epochs "
+        "R1, R2 keeping the share KEEP) or random (default: " + " ".join(DEFAULT_STRATEGIES) + ")",
     )
     p.add_argument("--beam-size", type=int, default=16, help="K (default 16, the quick config's)")
     p.add_argument("--budget", type=int, default=None, help="models per strategy (default PNAS's)")
@@ -218,8 +219,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         + ("" if table.complete else " (PARTIAL table)")
     )
     print(
-        f"{args.seeds} seeds, beam K = {args.beam_size}, {int(summary['models'].iloc[0])} models each; "
-        f"mean ± 95% interval over seeds"
+        f"{args.seeds} seeds, beam K = {args.beam_size}, {int(summary['models'].iloc[0])} models each "
+        f"(full: trained to all {table.settings['epochs']} epochs; epochs: spent in all); "
+        f"mean [95% interval] over seeds"
     )
     print(format_summary(summary))
     fits = ", ".join(f"{n} {sim.fit_count[n]} fits {s:.1f} s" for n, s in sim.fit_seconds.items())
@@ -233,6 +235,8 @@ def format_summary(summary) -> str:
     """The strategy table as aligned text."""
     header = (
         "strategy",
+        "epochs",
+        "full",
         "best after M",
         "top-5 after M",
         "models to random's best",
@@ -244,6 +248,8 @@ def format_summary(summary) -> str:
         rows.append(
             (
                 r.strategy,
+                f"{r.epochs_mean:.0f} [{r.epochs_lo:.0f}, {r.epochs_hi:.0f}]",
+                f"{r.full_models:.0f}",
                 f"{r.best_mean:.4f} [{r.best_lo:.4f}, {r.best_hi:.4f}]",
                 f"{r.topk_mean:.4f} [{r.topk_lo:.4f}, {r.topk_hi:.4f}]",
                 _models(r.models_to_random_best, r.ratio_best),

@@ -9,6 +9,7 @@ rule fit_surrogate:
         surrogate=directory(f"{RESULTS}/level{{level}}/surrogate"),
     params:
         predictors=" ".join(config["search"]["predictors"]),
+        fit_on=EARLY_STOP["fit_on"] if EARLY_STOP else "full",
         code=command_hash("surrogate_cmds.run_fit"),
     threads: 2
     resources:
@@ -19,4 +20,5 @@ rule fit_surrogate:
         f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
     shell:
         "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors}"
+        " --fit-on {params.fit_on}"
         " --settings {input.settings:q} --out {output.surrogate:q} > {log:q} 2>&1"
