@@ -134,7 +134,7 @@ def _pnas_es(args: list[str], ctx: Context) -> pd.DataFrame:
         rungs, keep = tuple(int(r) for r in args[0].split("+")), float(args[1])
     except ValueError as exc:
         raise PnasError(f"{usage}; got {':'.join(['pnas-es', *args])!r}") from exc
-    early_stop = EarlyStop(rungs, keep, args[2] if len(args) > 2 else "full")
+    early_stop = EarlyStop(rungs, keep, (args[2] if len(args) > 2 else "") or "full")
     return _pnas(args[3:], ctx, early_stop)
 
 

@@ -9,7 +9,7 @@ rule fit_surrogate:
         surrogate=directory(f"{RESULTS}/level{{level}}/surrogate"),
     params:
         predictors=" ".join(config["search"]["predictors"]),
-        fit_on=EARLY_STOP["fit_on"] if EARLY_STOP else "full",
+        fit_on=(EARLY_STOP or {}).get("fit_on", "full"),
         code=command_hash("surrogate_cmds.run_fit"),
     threads: 2
     resources:
