@@ -248,13 +248,12 @@ def run_finish(args: argparse.Namespace) -> int:
     """Merge the rungs' records into the level's (each cell's last record) and drop the checkpoints."""
     from pnas_core.cache import ResultCache
     from pnas_core.early_stop import last_records
-    from pnas_core.records import RECORD_KEY, merge_records, read_records, write_records
+    from pnas_core.records import RECORD_KEY, read_metadata, read_records, write_records
 
     frames = [read_records(path) for path in args.rungs]
     records = last_records(frames)
-    _, meta = merge_records(args.rungs[-1:])
-    for k in ("shard", "num_shards", "stop_at"):
-        meta.pop(k, None)
+    meta = read_metadata(args.rungs[-1])  # a merged file: the settings, without shard entries
+    meta.pop("stop_at", None)
     write_records(args.out, records.sort_values("cell", kind="mergesort", ignore_index=True), meta)
     cache = ResultCache(args.cache_dir)
     removed = sum(cache.remove_checkpoints(*(row[k] for k in RECORD_KEY)) for _, row in records.iterrows())
