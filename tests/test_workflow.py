@@ -392,9 +392,9 @@ def test_early_stopping_trains_rungs_and_resumes(tmp_path: Path) -> None:
     cfg["search"]["early_stop"] = {"rungs": [1], "keep": 0.5}
     cfg["train"]["epochs"] = 2
     (root / "es.yaml").write_text(yaml.safe_dump(cfg))
-    target = "results/tiny/level2/trained.parquet"
-    plan = planned_jobs(root, target, configs=("es.yaml",))
+    plan = planned_jobs(root, "results/tiny/level2/trained.parquet", configs=("es.yaml",))
     assert plan["promote"] == plan["finish_level"] == 2 and plan["train_shard"] == 2 * 2 * 2
+    target = "results/tiny/level1/trained.parquet"
     snakemake(root, target, configs=("es.yaml",))
     level = root / "results" / "tiny" / "level1"
     n = len(pd.read_parquet(level / "candidates.parquet"))
@@ -406,7 +406,8 @@ def test_early_stopping_trains_rungs_and_resumes(tmp_path: Path) -> None:
     assert set(records.loc[records["status"] == "stopped", "epochs"]) == {1}
     cache = ResultCache(root / "results" / "cache")
     for row in records[records["status"] == "ok"].to_dict("records"):
-        assert cache.get(*(row[k] for k in RECORD_KEY)) == row  # the entry full training uses
+        entry = cache.get(*(row[k] for k in RECORD_KEY))  # the entry full training uses
+        assert entry["val_curve"] == list(row["val_curve"]) and entry["epochs"] == row["epochs"] == 2
     assert not list((root / "results" / "cache").rglob("*.pt"))  # checkpoints removed
     for path in (level / "rung2").rglob("*.parquet"):
         path.unlink()
