@@ -85,8 +85,8 @@ class TableEvaluator(Evaluator):
         """Row of :attr:`BenchmarkTable.rows` observed for each cell (in ``table.cells`` order)."""
         restrict = not table.complete if restrict is None else restrict
         self.known = pa.array(table.cells["cell"], pa.string()) if restrict else None
-        self.epochs = int(table.settings["epochs"])
-        self.eval_every = int(table.settings.get("eval_every", 1))
+        trained = TrainSettings.from_dict(table.settings)  # keys the table leaves out take the defaults
+        self.epochs, self.eval_every = trained.epochs, trained.eval_every
 
     def accuracy(self) -> np.ndarray:
         """Observed validation accuracy of every cell of the table, in ``table.cells`` order."""
