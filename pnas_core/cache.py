@@ -8,6 +8,11 @@ the second waits, then finds the first one's record, so a run is never trained t
 that is missing takes the lock, so a read-only cache serves every record it holds. An entry that cannot be parsed, is not a
 complete record or belongs to another key is reported (``warnings.warn``), ignored and overwritten by
 the retrained record.
+
+An early-stopping rung that stops a run after epoch r of the full budget keeps its record beside the
+run's entry, at ``<key>.e<r>.json``, and the state to resume from at ``<key>.e<r>.pt``
+(:meth:`ResultCache.checkpoint_path`); the run's full-budget record is the ordinary entry, the same
+one training without early stopping writes. A rung shares the run's lock.
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ def cache_key(cell_id: str, settings_hash: str, dataset: str, seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def entry_name(key: str, rung: int | None) -> str:
+    """File stem of a run's entry: the key, or ``<key>.e<rung>`` for its record stopped at a rung."""
+    return key if rung is None else f"{key}.e{rung}"
+
+
 class ResultCache:
     """Training records on disk under ``root``, addressed by :func:`cache_key`."""
 
@@ -49,8 +59,21 @@ class ResultCache:
             raise PnasError(f"cache dir {self.root} exists and is not a folder")
 
     def path(self, key: str) -> Path:
-        """File of ``key``."""
+        """File of ``key`` (an :func:`entry_name`)."""
         return self.root / key[:2] / f"{key}.json"
+
+    def checkpoint_path(self, cell_id: str, settings_hash: str, dataset: str, seed: int, rung: int) -> Path:
+        """The training state of a run stopped at epoch ``rung`` (see :class:`pnas_core.train.Rung`)."""
+        key = cache_key(cell_id, settings_hash, dataset, seed)
+        return self.root / key[:2] / f"{entry_name(key, rung)}.pt"
+
+    def remove_checkpoints(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> int:
+        """Delete every rung checkpoint of one run; how many there were."""
+        key = cache_key(cell_id, settings_hash, dataset, seed)
+        found = list((self.root / key[:2]).glob(f"{key}.e*.pt"))
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
 
     @contextlib.contextmanager
     def lock(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> Iterator[None]:
@@ -65,9 +88,12 @@ class ResultCache:
             finally:
                 fcntl.lockf(fh, fcntl.LOCK_UN)
 
-    def get(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> dict[str, Any] | None:
-        """The cached record of this run, or None (missing or corrupt; corrupt entries warn)."""
-        key = cache_key(cell_id, settings_hash, dataset, seed)
+    def get(
+        self, cell_id: str, settings_hash: str, dataset: str, seed: int, rung: int | None = None
+    ) -> dict[str, Any] | None:
+        """The cached record of this run (stopped at epoch ``rung``, when given), or None (missing or
+        corrupt; corrupt entries warn)."""
+        key = entry_name(cache_key(cell_id, settings_hash, dataset, seed), rung)
         path = self.path(key)
         if path.exists() and not path.is_file():
             raise PnasError(
@@ -94,10 +120,11 @@ class ResultCache:
             return None
         return record
 
-    def put(self, record: Mapping[str, Any]) -> Path:
-        """Store ``record`` atomically under its key; returns the file written."""
+    def put(self, record: Mapping[str, Any], rung: int | None = None) -> Path:
+        """Store ``record`` atomically under its key (as stopped at epoch ``rung``, when given);
+        returns the file written."""
         check_record(record)
-        key = cache_key(*(record[k] for k in RECORD_KEY))
+        key = entry_name(cache_key(*(record[k] for k in RECORD_KEY)), rung)
         path = self.path(key)
         write_json(path, {"key": key, "record": dict(record)})
         return path

@@ -28,6 +28,7 @@ import torch
 
 from pnas_core import __version__
 from pnas_core.atomic import atomic_path, write_json, write_text
+from pnas_core.checkpoint import read_checkpoint, restore, write_checkpoint
 from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.data import DATASETS, DatasetSettings, DataSplits
 from pnas_core.devices import pick_device
@@ -258,40 +259,27 @@ def _checkpoint_key(run: FinalRun) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, run: FinalRun, state: _State) -> None:
     """Write the run's model, optimizer, RNG states and progress to ``path`` atomically."""
-    payload = {
-        "key": _checkpoint_key(run),
-        "model": run.model.state_dict(),
-        "optimizer": run.opt.state_dict(),
-        "generator": run.gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "epoch": state.epoch,
-        "curve": state.curve,
-        "seconds": state.seconds,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_checkpoint(
+        path,
+        _checkpoint_key(run),
+        run.model,
+        run.opt,
+        run.gen,
+        epoch=state.epoch,
+        curve=state.curve,
+        seconds=state.seconds,
+    )
 
 
 def resume(path: Path, run: FinalRun, log: LogFn) -> _State:
     """Restore a checkpoint written for the same cell, settings and dataset into ``run``; a fresh
     state (epoch 0) when it is absent, unreadable or stale."""
-    if not path.is_file():
+    payload, why = read_checkpoint(path, lambda: _checkpoint_key(run))
+    if payload is None:
+        if why:
+            log(f"{why}; starting from epoch 0")
         return _State(0, [], 0.0)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
-    except Exception as exc:
-        log(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); starting from epoch 0")
-        return _State(0, [], 0.0)
-    if not isinstance(payload, dict) or payload.get("key") != _checkpoint_key(run):
-        log(f"checkpoint {path} is for another cell, settings or dataset; starting from epoch 0")
-        return _State(0, [], 0.0)
-    run.model.load_state_dict(payload["model"])
-    run.opt.load_state_dict(payload["optimizer"])
-    run.gen.set_state(payload["generator"])
-    torch.set_rng_state(payload["torch_rng"])
-    if payload["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    restore(payload, run.model, run.opt, run.gen)
     state = _State(int(payload["epoch"]), list(payload["curve"]), float(payload["seconds"]))
     log(f"resumed from checkpoint {path} at epoch {state.epoch}/{run.settings.epochs}")
     return state

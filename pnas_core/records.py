@@ -3,8 +3,9 @@
 Columns (:data:`RECORD_SCHEMA`):
 
 - ``cell`` canonical cell text, ``cell_id`` its 16-hex id, ``num_blocks``
-- ``val_acc`` validation accuracy in [0, 1] (null unless ``status == "ok"``), ``train_loss`` mean
-  training loss of the last epoch (null if none finished)
+- ``val_acc`` validation accuracy in [0, 1] (null unless ``status`` is ``ok`` or ``stopped``; for
+  ``stopped``, the accuracy at the epoch it stopped at), ``train_loss`` mean training loss of the
+  last epoch (null if none finished)
 - ``val_curve`` the learning curve: validation accuracy after each evaluated epoch, listed in
   ``curve_epochs`` (every ``eval_every`` epochs and the last; its last entry equals ``val_acc``;
   a diverged run keeps the evaluations before it diverged)
@@ -13,7 +14,8 @@ Columns (:data:`RECORD_SCHEMA`):
 - ``device`` e.g. ``cpu`` or ``cuda:0``, ``seed`` the global seed, ``candidate_seed`` the seed derived
   from it and the cell id
 - ``dataset`` the dataset fingerprint, ``settings_hash`` of the training settings
-- ``status`` ``ok`` | ``diverged`` | ``failed`` and ``error`` (text, or null)
+- ``status`` ``ok`` | ``stopped`` (early stopping ended it after ``epochs`` of the full budget, see
+  :mod:`pnas_core.early_stop`) | ``diverged`` | ``failed`` and ``error`` (text, or null)
 
 File metadata (``pnas.*`` keys) carries the settings JSON and the pnas version.
 """
@@ -33,7 +35,7 @@ import pyarrow.parquet as pq
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
 
-STATUSES = ("ok", "diverged", "failed")
+STATUSES = ("ok", "stopped", "diverged", "failed")
 
 RECORD_SCHEMA = pa.schema(
     [

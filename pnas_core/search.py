@@ -35,15 +35,16 @@ from pnas_core import beam
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.cache import ResultCache
 from pnas_core.cost import search_costs
+from pnas_core.early_stop import EarlyStop, records_at, successive_halving
 from pnas_core.errors import PnasError
 from pnas_core.records import RECORD_COLUMNS
 from pnas_core.selection import Selection
-from pnas_core.shard import train_or_get
+from pnas_core.shard import Stop, train_or_get
 from pnas_core.space import Space
 from pnas_core.summary import best_row, join_levels
 from pnas_core.surrogate import Predictor, SurrogateSettings, fit_data
 from pnas_core.surrogate.bundle import fit_predictors
-from pnas_core.train import TrainSettings, train_candidate
+from pnas_core.train import Rung, TrainSettings, train_candidate
 
 if TYPE_CHECKING:
     from pnas_core.data import DataSplits
@@ -55,9 +56,15 @@ FitFn = Callable[[pd.DataFrame, Sequence[str], SurrogateSettings], dict[str, Pre
 class Evaluator(abc.ABC):
     """Turns candidate cells into training records."""
 
+    epochs: int
+    """The full training budget in epochs."""
+    eval_every: int = 1
+    """Epochs between evaluations (an early-stopping rung must be one of them)."""
+
     @abc.abstractmethod
-    def evaluate(self, cells: Sequence[str]) -> pd.DataFrame:
-        """One record per cell, in order: at least cell, num_blocks, val_acc, status."""
+    def evaluate(self, cells: Sequence[str], stop: Stop = None) -> pd.DataFrame:
+        """One record per cell, in order: at least cell, num_blocks, val_acc, status, epochs; with
+        ``stop`` = (stop_at, resume_from), as an early-stopping rung (:func:`pnas_core.shard.train_or_get`)."""
 
     def restrict(self, scored: pa.Table) -> pa.Table:
         """The scored children this evaluator can evaluate (all, unless it knows only some cells)."""
@@ -79,18 +86,22 @@ class TableEvaluator(Evaluator):
         """Row of :attr:`BenchmarkTable.rows` observed for each cell (in ``table.cells`` order)."""
         restrict = not table.complete if restrict is None else restrict
         self.known = pa.array(table.cells["cell"], pa.string()) if restrict else None
+        trained = TrainSettings.from_dict(table.settings)  # keys the table leaves out take the defaults
+        self.epochs, self.eval_every = trained.epochs, trained.eval_every
 
     def accuracy(self) -> np.ndarray:
         """Observed validation accuracy of every cell of the table, in ``table.cells`` order."""
         return self.table.rows["val_acc"].to_numpy(dtype=np.float64)[self.rows]
 
-    def evaluate(self, cells: Sequence[str]) -> pd.DataFrame:
+    def evaluate(self, cells: Sequence[str], stop: Stop = None) -> pd.DataFrame:
+        """The table's rows (a rung's view of them with ``stop``: :func:`pnas_core.early_stop.records_at`)."""
         index = self.table.index
         unknown = [c for c in cells if c not in index]
         if unknown:
             raise PnasError(f"cell {unknown[0]!r} is not in the benchmark table ({len(unknown)} missing)")
         rows = self.rows[[index[c] for c in cells]]
-        return self.table.rows.iloc[rows].reset_index(drop=True)
+        at = self.epochs if stop is None else stop[0]
+        return records_at(self.table.rows.iloc[rows].reset_index(drop=True), at, self.epochs)
 
     def restrict(self, scored: pa.Table) -> pa.Table:
         if self.known is None:
@@ -107,7 +118,8 @@ def table_costs(table: BenchmarkTable) -> beam.CostColumns:
 
 class TrainingEvaluator(Evaluator):
     """Trains each cell with :func:`pnas_core.train.train_candidate`; with ``cache_dir``, through
-    the workflow's result cache (a cached run is read back, a new one stored)."""
+    the workflow's result cache (a cached run is read back, a new one stored). Early-stopping rungs
+    resume from their checkpoints in the cache; without a cache each rung trains from epoch 0."""
 
     def __init__(
         self,
@@ -118,18 +130,19 @@ class TrainingEvaluator(Evaluator):
     ) -> None:
 
         self.settings = settings
+        self.epochs, self.eval_every = settings.epochs, settings.eval_every
         self.data = settings.load_data() if data is None else data
         self.cache = None if cache_dir is None else ResultCache(cache_dir)
         self.log = log
 
-    def evaluate(self, cells: Sequence[str]) -> pd.DataFrame:
-
+    def evaluate(self, cells: Sequence[str], stop: Stop = None) -> pd.DataFrame:
         records = []
         for text in cells:
             if self.cache is None:
-                record = train_candidate(text, self.settings, self.data)
+                rung = None if stop is None else Rung(stop[0])
+                record = train_candidate(text, self.settings, self.data, rung=rung)
             else:  # the workflow's own cache logic (pnas_core.shard): read, else train under the lock
-                record, _, _ = train_or_get(text, self.settings, self.data, self.cache)
+                record, _, _ = train_or_get(text, self.settings, self.data, self.cache, stop=stop)
             if self.log is not None:
                 self.log(f"{text}: val_acc {record['val_acc']} ({record['status']})")
             records.append(record)
@@ -161,6 +174,7 @@ def run_search(
     costs: beam.CostColumns | None = None,
     fit: FitFn = fit_predictors,
     log: Callable[[str], None] | None = None,
+    early_stop: EarlyStop | None = None,
 ) -> SearchResult:
     """PNAS over ``space`` (B = ``space.max_blocks`` levels) with beam ``beam_size``, as the workflow
     runs it: every 1-block cell, then per level the predictors fit on all records so far, every child
@@ -171,20 +185,34 @@ def run_search(
     ``surrogate`` defaults to the built-in settings with ``max_blocks`` = B and seed 0 (the workflow
     writes ``{**surrogate, max_blocks: B, seed: seed}``); ``costs`` (e.g.
     :func:`pnas_core.cost.search_costs`) adds the children's params and mult-adds, which cost budgets
-    and Pareto picks need.
+    and Pareto picks need. ``early_stop`` trains each level by successive halving
+    (:mod:`pnas_core.early_stop`); the predictors then fit on what its ``fit_on`` says.
     """
     if beam_size < 1:
         raise PnasError(f"beam size must be at least 1, got {beam_size}")
     settings = surrogate or SurrogateSettings(max_blocks=space.max_blocks)
+    fit_on = "full" if early_stop is None else early_stop.fit_on
     candidates = beam.enumerate_level1(space)
-    levels = [(candidates, evaluator.evaluate(candidates.column("cell").to_pylist()))]
+    levels = [(candidates, _evaluate_level(evaluator, candidates, early_stop))]
     for b in range(2, space.max_blocks + 1):
-        fitted = fit(fit_data(pd.concat([rec for _, rec in levels], ignore_index=True)), predictors, settings)
+        records = pd.concat([rec for _, rec in levels], ignore_index=True)
+        fitted = fit(fit_data(records, fit_on), predictors, settings)
         parents = beam.parent_tokens(levels[-1][0], space)
         scored = evaluator.restrict(beam.expand_and_score(parents, fitted, space, costs))
         candidates = beam.select(scored, beam_size, selection)
-        levels.append((candidates, evaluator.evaluate(candidates.column("cell").to_pylist())))
+        levels.append((candidates, _evaluate_level(evaluator, candidates, early_stop)))
         if log is not None:
             log(f"level {b}: {scored.num_rows} children scored, {candidates.num_rows} evaluated")
     summary = join_levels([(cands.to_pandas(), rec) for cands, rec in levels])
     return SearchResult(summary, [cands for cands, _ in levels])
+
+
+def _evaluate_level(evaluator: Evaluator, candidates: pa.Table, early_stop: EarlyStop | None) -> pd.DataFrame:
+    """The level's records: all trained to the full budget, or by successive halving."""
+    cells = candidates.column("cell").to_pylist()
+    if early_stop is None:
+        return evaluator.evaluate(cells)
+    budgets = early_stop.budgets(evaluator.epochs, evaluator.eval_every)
+    return successive_halving(
+        cells, lambda c, at, prev: evaluator.evaluate(c, (at, prev)), early_stop, budgets
+    )

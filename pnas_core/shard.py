@@ -21,17 +21,23 @@ from pnas_core.data import DataSplits
 from pnas_core.devices import set_threads
 from pnas_core.errors import PnasError
 from pnas_core.space import parse
-from pnas_core.train import EpochCallback, TrainSettings, train_candidate
+from pnas_core.train import EpochCallback, Rung, TrainSettings, check_stop, train_candidate
+
+Stop = tuple[int, int | None] | None
+"""An early-stopping rung: (epoch to stop at, epoch whose checkpoint to resume from or None)."""
 
 ResultCallback = Callable[[int, str, dict[str, Any], str, list[str]], None]
 """``(index in the shard, cell text, record, "trained" or "cached", warning messages)``."""
 
 
-def _lookup(cache: ResultCache, key: tuple[str, str, str, int]) -> tuple[dict[str, Any] | None, list[str]]:
-    """The cached record of ``key`` (or None) and the messages of any cache warnings."""
+def _lookup(
+    cache: ResultCache, key: tuple[str, str, str, int], rung: int | None = None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The cached record of ``key`` (stopped at ``rung``, when given; or None) and the messages of
+    any cache warnings."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = cache.get(*key)
+        record = cache.get(*key, rung=rung)
     return record, [str(w.message) for w in caught]
 
 
@@ -41,22 +47,39 @@ def train_or_get(
     data: DataSplits,
     cache: ResultCache,
     on_epoch: EpochCallback | None = None,
+    stop: Stop = None,
 ) -> tuple[dict[str, Any], str, list[str]]:
     """The cached record of ``text`` (any block order: the key is the canonical cell's id) or, when
     none, a freshly trained and cached one, under the run's cache lock. Reading takes no lock, so a
-    read-only cache serves its records. Returns (record, "cached" or "trained", cache warnings)."""
+    read-only cache serves its records. Returns (record, "cached" or "trained", cache warnings).
+
+    ``stop`` = (stop_at, resume_from) trains an early-stopping rung (:class:`pnas_core.train.Rung`):
+    up to epoch stop_at, continuing from the checkpoint the cache holds for epoch resume_from (None:
+    from epoch 0); before the last epoch the rung's record and checkpoint go to the cache beside the
+    run's entry, at the last epoch the record is the run's ordinary entry."""
     key = (parse(text).id, settings.settings_hash(), data.fingerprint, settings.seed)
-    record, messages = _lookup(cache, key)
+    rung, at = None, None
+    if stop is not None:
+        check_stop(settings, stop[0])
+        if stop[1] is not None and not 1 <= stop[1] < stop[0]:
+            raise PnasError(f"a rung resumes from an earlier epoch: got {stop[1]} for a stop at {stop[0]}")
+        at = None if stop[0] == settings.epochs else stop[0]
+        rung = Rung(
+            stop[0],
+            resume=None if stop[1] is None else cache.checkpoint_path(*key, stop[1]),
+            save=None if at is None else cache.checkpoint_path(*key, at),
+        )
+    record, messages = _lookup(cache, key, at)
     if record is not None:
         return record, "cached", messages
     with cache.lock(*key):
-        record, more = _lookup(cache, key)  # another job may have trained it while this one waited
+        record, more = _lookup(cache, key, at)  # another job may have trained it while this one waited
         messages += more
         if record is not None:
             return record, "cached", messages
-        record = train_candidate(text, settings, data, on_epoch=on_epoch)
+        record = train_candidate(text, settings, data, on_epoch=on_epoch, rung=rung)
         if record["status"] != "failed":  # an OOM failure may pass on another GPU: not cached
-            cache.put(record)
+            cache.put(record, at)
         return record, "trained", messages
 
 
@@ -69,15 +92,17 @@ def train_shard(
     threads: int = 1,
     on_result: ResultCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    stop: Stop = None,
 ) -> list[dict[str, Any]]:
     """Records of ``cells`` in order; W = ``workers`` processes train at once with ``threads // W``
-    torch threads each (W = 1: in this process, ``on_epoch`` reports its epochs)."""
+    torch threads each (W = 1: in this process, ``on_epoch`` reports its epochs); ``stop``: an
+    early-stopping rung, see :func:`train_or_get`."""
     if workers < 1:
         raise PnasError(f"workers must be a positive integer, got {workers}")
     records: list[dict[str, Any] | None] = [None] * len(cells)
     if workers == 1 or len(cells) <= 1:
         for k, text in enumerate(cells):
-            record, how, messages = train_or_get(text, settings, data, cache, on_epoch)
+            record, how, messages = train_or_get(text, settings, data, cache, on_epoch, stop)
             records[k] = record
             if on_result is not None:
                 on_result(k, text, record, how, messages)
@@ -88,7 +113,7 @@ def train_shard(
         max_workers=min(workers, len(cells)),
         mp_context=context,
         initializer=_start_worker,
-        initargs=(settings.to_dict(), str(cache.root), per_worker),
+        initargs=(settings.to_dict(), str(cache.root), per_worker, stop),
     ) as pool:
         futures = {pool.submit(_train_in_worker, text): k for k, text in enumerate(cells)}
         for future in as_completed(futures):
@@ -103,13 +128,14 @@ def train_shard(
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(settings: dict[str, Any], cache_root: str, threads: int) -> None:
+def _start_worker(settings: dict[str, Any], cache_root: str, threads: int, stop: Stop) -> None:
     """Worker process set-up: torch threads, the settings, the dataset (loaded once), the cache."""
     set_threads(threads)
     _WORKER["settings"] = TrainSettings.from_dict(settings)
     _WORKER["data"] = _WORKER["settings"].load_data()
     _WORKER["cache"] = ResultCache(cache_root)
+    _WORKER["stop"] = stop
 
 
 def _train_in_worker(text: str) -> tuple[dict[str, Any], str, list[str]]:
-    return train_or_get(text, _WORKER["settings"], _WORKER["data"], _WORKER["cache"])
+    return train_or_get(text, _WORKER["settings"], _WORKER["data"], _WORKER["cache"], stop=_WORKER["stop"])

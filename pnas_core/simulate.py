@@ -15,12 +15,19 @@ comparison is paired). A strategy text is ``KIND[:ARG[:ARG..]][@KEY=VALUE[,KEY=V
   the score against that cost, ``pareto: true`` with ``pareto_cost``). The children's costs come from
   :func:`pnas_core.search.table_costs`. E.g. ``pnas:ucb@kappa=2``, ``pnas:mean@max_params=48000``,
   ``pnas:mean@pareto=mult_adds``.
+* ``pnas-es:R1+R2..:KEEP[:FIT_ON[:BY[:P1+P2..]]]`` (same options as ``pnas``): the same search with early stopping inside each
+  level (:mod:`pnas_core.early_stop`): rungs at epochs R1, R2, .. keeping the share KEEP at each,
+  predictors fit on ``full`` (default) or ``all`` records; the table's learning curves give each
+  rung's accuracy (exactly what the rung's training would observe).
 * ``random``: distinct B-block cells drawn uniformly, as the workflow's random-search baseline
   (``random_search.blocks: null``); ``random@max_params=N`` (and/or ``max_mult_adds=N``) draws only
   among the B-block cells within the budget: the fair baseline of a budgeted PNAS.
 
 Every strategy trains the same budget M (PNAS's: all 1-block cells plus K per later level); a budget
-applies to the cells a strategy picks, so budgeted PNAS still trains every 1-block cell first.
+applies to the cells a strategy picks, so budgeted PNAS still trains every 1-block cell first. With
+early stopping only some models train to the full budget, so a strategy's cost is also counted in
+epochs (the table's ``epochs`` per model trained to the end). Best and top-k accuracies count only
+models trained to the full budget.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import pandas as pd
 from scipy.stats import t
 
 from pnas_core.benchmark import BenchmarkTable
+from pnas_core.early_stop import EarlyStop
 from pnas_core.errors import PnasError
 from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
 from pnas_core.search import TableEvaluator, run_search, table_costs
@@ -77,8 +85,8 @@ class Strategy(Protocol):
         """The cost columns with a budget on the cells it picks, and the budget."""
         ...
 
-    def run(self, ctx: Context) -> list[str]:
-        """The cells trained, in order."""
+    def run(self, ctx: Context) -> pd.DataFrame:
+        """The cells trained, in order: columns ``cell`` and ``epochs`` (epochs each trained for)."""
         ...
 
 
@@ -120,12 +128,13 @@ class PnasStrategy:
 
     predictors: tuple[str, ...]
     selection: Selection
+    early_stop: EarlyStop | None = None
 
     @property
     def budgets(self) -> dict[str, int]:
         return self.selection.budgets
 
-    def run(self, ctx: Context) -> list[str]:
+    def run(self, ctx: Context) -> pd.DataFrame:
         settings = dataclasses.replace(ctx.surrogate, max_blocks=ctx.table.max_blocks, seed=ctx.seed)
         costs = table_costs(ctx.table) if self.selection.cost_columns else None
         result = run_search(
@@ -137,8 +146,9 @@ class PnasStrategy:
             settings,
             costs=costs,
             fit=ctx.fit,
+            early_stop=self.early_stop,
         )
-        return result.summary["cell"].tolist()
+        return result.summary[["cell", "epochs"]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +163,7 @@ class RandomStrategy:
         pairs = (("params", self.max_params), ("mult_adds", self.max_mult_adds))
         return {col: limit for col, limit in pairs if limit is not None}
 
-    def run(self, ctx: Context) -> list[str]:
+    def run(self, ctx: Context) -> pd.DataFrame:
         cells = ctx.table.cells
         keep = (cells["num_blocks"] == ctx.table.max_blocks).to_numpy().copy()
         for col, limit in self.budgets.items():
@@ -162,7 +172,8 @@ class RandomStrategy:
         if not len(pool):
             raise PnasError("no B-block cell of the table is within the budget")
         rng = np.random.default_rng([1, ctx.seed])
-        return pool[rng.permutation(len(pool))[: ctx.budget]].tolist()
+        picked = pool[rng.permutation(len(pool))[: ctx.budget]].tolist()
+        return pd.DataFrame({"cell": picked, "epochs": ctx.evaluator.epochs})
 
 
 def _budget(options: dict[str, str], key: str) -> int | None:
@@ -208,6 +219,18 @@ def _pnas(args: list[str], options: dict[str, str]) -> PnasStrategy:
     return PnasStrategy(tuple(predictors), selection)
 
 
+def _pnas_es(args: list[str], options: dict[str, str]) -> PnasStrategy:
+    usage = "pnas-es takes RUNGS:KEEP[:FIT_ON[:BY[:PREDICTORS]]], e.g. pnas-es:1+2:0.5"
+    if len(args) < 2:
+        raise PnasError(usage)
+    try:
+        rungs, keep = tuple(int(r) for r in args[0].split("+")), float(args[1])
+    except ValueError:
+        raise PnasError(usage) from None
+    early_stop = EarlyStop(rungs, keep, (args[2] if len(args) > 2 else "") or "full")
+    return dataclasses.replace(_pnas(args[3:], options), early_stop=early_stop)
+
+
 def _random(args: list[str], options: dict[str, str]) -> RandomStrategy:
     if args:
         raise PnasError("random takes no arguments")
@@ -216,6 +239,7 @@ def _random(args: list[str], options: dict[str, str]) -> RandomStrategy:
 
 STRATEGIES: dict[str, tuple[Callable[[list[str], dict[str, str]], Strategy], tuple[str, ...]]] = {
     "pnas": (_pnas, ("kappa", "max_params", "max_mult_adds", "pareto")),
+    "pnas-es": (_pnas_es, ("kappa", "max_params", "max_mult_adds", "pareto")),
     "random": (_random, ("max_params", "max_mult_adds")),
 }
 """Strategy kinds by name: the parser of ``(arguments after the kind, options)`` and the option keys."""
@@ -258,8 +282,10 @@ def default_budget(table: BenchmarkTable, beam_size: int) -> int:
 
 @dataclasses.dataclass
 class Simulation:
-    """Observed accuracies per strategy (seeds × models, NaN past a short run), the cells, the
-    predictor fit costs (CPU seconds and fits per family), and each strategy's cost budgets."""
+    """Observed accuracies per strategy (seeds × models; NaN past a short run and for models stopped
+    early), the cells trained to the full budget, the predictor fit costs (CPU seconds and fits per
+    family), each strategy's cost budgets, and the epochs each model trained (seeds × models; absent:
+    unknown)."""
 
     accuracy: dict[str, np.ndarray]
     cells: dict[str, list[list[str]]]
@@ -268,6 +294,7 @@ class Simulation:
     fit_count: dict[str, int]
     seconds: dict[str, float]
     budgets: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    epochs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def simulate(
@@ -285,6 +312,7 @@ def simulate(
     if budget < 1:
         raise PnasError(f"budget must be at least 1, got {budget}")
     acc = {s: np.full((len(seeds), budget), np.nan) for s in strategies}
+    epochs = {s: np.zeros((len(seeds), budget)) for s in strategies}
     cells: dict[str, list[list[str]]] = {s: [] for s in strategies}
     seconds: dict[str, float] = defaultdict(float)
     fit = FitCache()
@@ -295,17 +323,22 @@ def simulate(
         for text, strategy in parsed.items():
             start = time.process_time()
             try:
-                trained = strategy.run(ctx)[:budget]
+                trained = strategy.run(ctx).head(budget)
             except PnasError as exc:
                 raise PnasError(f"strategy {text!r}, seed {seed}: {exc}") from exc
             seconds[text] += time.process_time() - start
-            cells[text].append(trained)
-            acc[text][i, : len(trained)] = observed[[table.index[c] for c in trained]]
+            full = trained["epochs"].to_numpy() >= evaluator.epochs
+            cells[text].append(trained["cell"][full].tolist())
+            found = observed[[table.index[c] for c in trained["cell"]]]
+            acc[text][i, : len(trained)] = np.where(full, found, np.nan)
+            epochs[text][i, : len(trained)] = trained["epochs"].to_numpy()
         fit.clear()
         if log is not None:
             log(f"seed {seed}: done ({i + 1}/{len(seeds)})")
     budgets = {text: strategy.budgets for text, strategy in parsed.items()}
-    return Simulation(acc, cells, list(seeds), dict(fit.seconds), dict(fit.count), dict(seconds), budgets)
+    return Simulation(
+        acc, cells, list(seeds), dict(fit.seconds), dict(fit.count), dict(seconds), budgets, epochs
+    )
 
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -353,13 +386,14 @@ def _first_reaching(curve: np.ndarray, target: float) -> float:
 def summarize(
     sim: Simulation, table: BenchmarkTable, top_k: int = TOP_K, baseline: str = "random"
 ) -> pd.DataFrame:
-    """One row per strategy: best and top-k mean after M models (mean, 95% interval); its baseline
-    (the ``baseline`` kind under the same cost budgets, e.g. ``random@max_params=N`` for a PNAS with
-    that budget, if simulated, else plain ``baseline``), the models its mean curve needs to reach the
-    baseline's final mean best and top-k mean and their ratio to the baseline's own (NaN if never
-    reached or no baseline); the share of seeds that trained a best cell of the table within its
-    budgets (highest accuracy averaged over its training seeds; ties all count); and the cost
-    (:func:`cost_summary`)."""
+    """One row per strategy: the epochs it trained in all and the models it trained to the full
+    budget (means over seeds; epochs with a 95% interval), best and top-k mean after M models (mean,
+    95% interval); its baseline (the ``baseline`` kind under the same cost budgets, e.g.
+    ``random@max_params=N`` for a PNAS with that budget, if simulated, else plain ``baseline``), the
+    models its mean curve needs to reach the baseline's final mean best and top-k mean and their ratio
+    to the baseline's own (NaN if never reached or no baseline); the share of seeds that trained a best
+    cell of the table within its budgets (highest accuracy averaged over its training seeds; ties all
+    count); and the cost (:func:`cost_summary`)."""
     table_curves = curves(sim, top_k)
     finals = table_curves.groupby("strategy", sort=False).tail(1).set_index("strategy")
     by = {name: part for name, part in table_curves.groupby("strategy", sort=False)}
@@ -370,6 +404,15 @@ def summarize(
         own = [n for n in by if n.partition("@")[0] == baseline and sim.budgets.get(n, {}) == budgets]
         base = own[0] if budgets and own else baseline
         row = {"strategy": name, "models": int(finals.loc[name, "models_trained"])}
+        spent = sim.epochs[name].sum(axis=1) if name in sim.epochs else np.full(len(sim.seeds), np.nan)
+        row.update(
+            zip(
+                ("epochs_mean", "epochs_lo", "epochs_hi"),
+                (float(v[0]) for v in _interval(spent[:, None])),
+                strict=True,
+            )
+        )
+        row["full_models"] = float(np.mean([len(c) for c in sim.cells[name]]))
         for col in ("best", "topk"):
             row.update({f"{col}_{s}": finals.loc[name, f"{col}_{s}"] for s in ("mean", "lo", "hi")})
         row["baseline"] = base if base in by else ""
@@ -386,20 +429,25 @@ def summarize(
         reach = np.where(within, mean_acc, np.nan)
         best_cells = set(table.cells["cell"][reach == np.nanmax(reach)])
         row["found_best"] = float(np.mean([not best_cells.isdisjoint(cells) for cells in sim.cells[name]]))
-        rows.append(row | cost_summary(sim.cells[name], sim.accuracy[name], table))
+        rows.append(row | cost_summary(sim.cells[name], sim.accuracy[name], table, sim.epochs.get(name)))
     return pd.DataFrame(rows)
 
 
-def cost_summary(cells: list[list[str]], accuracy: np.ndarray, table: BenchmarkTable) -> dict[str, float]:
-    """Mean over seeds of the ``params`` and ``mult_adds`` of the cells a strategy trained
-    (``<cost>_trained``: the mean over its M cells, 1-block ones included) and of the best cell it
+def cost_summary(
+    cells: list[list[str]], accuracy: np.ndarray, table: BenchmarkTable, epochs: np.ndarray | None = None
+) -> dict[str, float]:
+    """Mean over seeds of the ``params`` and ``mult_adds`` of the cells a strategy trained to the full
+    budget (``<cost>_trained``: the mean over them, 1-block ones included) and of the best cell it
     found (``<cost>_best``: highest observed accuracy; ties go to fewer params, then text, as the
-    workflow's best cell)."""
+    workflow's best cell). ``epochs`` (seeds × models) marks the full-budget models (the most epochs
+    of the seed) when some were stopped early."""
     costs = table.cells.set_index("cell")[list(COSTS)]
     trained, best = [], []
-    for seed_cells, acc in zip(cells, accuracy, strict=True):
+    for i, (seed_cells, acc) in enumerate(zip(cells, accuracy, strict=True)):
         seen = costs.loc[seed_cells].reset_index()
         trained.append(seen[list(COSTS)].mean())
+        if epochs is not None and epochs[i].max() > 0:
+            acc = acc[epochs[i] >= epochs[i].max()]
         observed = acc[: len(seen)]
         best.append(
             best_row(seen.assign(val_acc=observed, status=np.where(np.isnan(observed), "failed", "ok")))

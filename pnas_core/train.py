@@ -17,6 +17,7 @@ and seed give bitwise-identical results (for a fixed number of threads).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -24,13 +25,16 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from pnas_core.checkpoint import read_checkpoint, restore, write_checkpoint
 from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.data import DATASETS, DatasetSettings, DataSplits
 from pnas_core.devices import pick_device
+from pnas_core.errors import PnasError
 from pnas_core.loop import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -56,6 +60,9 @@ from pnas_core.space import Cell, parse
 
 TRAIN_CODE_VERSION = 3
 """Bumped whenever training semantics change; part of :meth:`TrainSettings.settings_hash`."""
+
+RUNG_CHECKPOINT_FORMAT = 1
+"""Version of the checkpoints early-stopping rungs write (:class:`Rung`)."""
 
 NOT_HASHED = frozenset({"data_root", "download", "device", "workers", "seed"})
 """Fields that do not enter the settings hash: paths, device choice and how many candidates train at
@@ -186,27 +193,47 @@ def _device_data(data: DataSplits, device: torch.device) -> _DeviceData:
     return _ON_DEVICE[key]
 
 
+@dataclass(frozen=True)
+class Rung:
+    """Where an early-stopped run (an early-stopping rung, :mod:`pnas_core.early_stop`) stops and
+    resumes: it trains up to epoch ``stop_at`` of the full budget (the learning-rate schedule stays
+    that of ``settings.epochs``), continuing from the checkpoint ``resume`` when that file holds this
+    run's state, and writes its own state to ``save`` when it stops before the last epoch."""
+
+    stop_at: int
+    resume: Path | None = None
+    save: Path | None = None
+
+
 def train_candidate(
     cell: Cell | str,
     settings: TrainSettings,
     data: DataSplits | None = None,
     on_epoch: EpochCallback | None = None,
+    rung: Rung | None = None,
 ) -> dict[str, Any]:
     """Train ``cell`` under ``settings`` and return its record (see :mod:`pnas_core.records`).
 
     A diverged training loss (:func:`pnas_core.loop.is_diverged`) or non-finite validation logits
     give ``status="diverged"``; a CUDA out-of-memory error is retried once at half the batch size,
     then gives ``status="failed"``. ``data`` defaults to ``settings.load_data()``.
+
+    With ``rung`` the run stops after ``rung.stop_at`` epochs (an evaluated epoch: a multiple of
+    ``eval_every``, or the last); before the last epoch its record has ``status="stopped"``, the
+    accuracy and curve so far. A run resumed from a rung's checkpoint ends exactly as an
+    uninterrupted one (bitwise on CPU); a missing or foreign checkpoint trains from epoch 0.
     """
     cell = parse(cell) if isinstance(cell, str) else cell
     data = settings.load_data() if data is None else data
+    if rung is not None:
+        check_stop(settings, rung.stop_at)
     device = pick_device(settings.device)
     seed = candidate_seed(settings.seed, cell.id)
     batch_size = settings.batch_size
     error = ""
     for attempt in range(2):
         try:
-            return _train(cell, settings, data, device, seed, batch_size, on_epoch)
+            return _train(cell, settings, data, device, seed, batch_size, on_epoch, rung)
         except torch.OutOfMemoryError as exc:
             if device.type != "cuda":
                 raise
@@ -217,6 +244,16 @@ def train_candidate(
         if attempt == 0 and batch_size > 1:
             batch_size //= 2
     return _record(cell, settings, data, device, seed, batch_size, status="failed", error=error)
+
+
+def check_stop(settings: TrainSettings, stop_at: int) -> None:
+    """Raise :class:`PnasError` unless ``stop_at`` is an evaluated epoch of ``settings`` (1..epochs,
+    a multiple of ``eval_every`` or the last)."""
+    if not 1 <= stop_at <= settings.epochs or (stop_at % settings.eval_every and stop_at != settings.epochs):
+        raise PnasError(
+            f"a run can stop only at an evaluated epoch: 1..{settings.epochs}, a multiple of eval_every "
+            f"({settings.eval_every}); got {stop_at}"
+        )
 
 
 def _record(
@@ -282,6 +319,30 @@ def epoch_plan(settings: TrainSettings, data: DataSplits, n: int, batch_size: in
     )
 
 
+@dataclass
+class _Progress:
+    """What a run has done so far (saved with a rung's checkpoint)."""
+
+    epoch: int = 0
+    curve: list[float] = dataclasses.field(default_factory=list)
+    curve_epochs: list[int] = dataclasses.field(default_factory=list)
+    train_loss: float | None = None
+    seconds: float = 0.0
+
+
+def _checkpoint_key(
+    cell: Cell, settings: TrainSettings, data: DataSplits, seed: int, batch_size: int
+) -> dict:
+    return {
+        "cell": cell.text,
+        "settings_hash": settings.settings_hash(),
+        "dataset": data.fingerprint,
+        "candidate_seed": seed,
+        "batch_size": batch_size,
+        "format": RUNG_CHECKPOINT_FORMAT,
+    }
+
+
 def _train(
     cell: Cell,
     settings: TrainSettings,
@@ -290,6 +351,7 @@ def _train(
     seed: int,
     batch_size: int,
     on_epoch: EpochCallback | None,
+    rung: Rung | None = None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     dd = _device_data(data, device)
@@ -297,17 +359,22 @@ def _train(
     model = build_model(cell, settings, data).to(device, memory_format=torch.channels_last)
     opt = make_optimizer(model, settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
     plan = epoch_plan(settings, data, len(dd.train.y), batch_size)
-    train_loss: float | None = None
-    status, error, epochs_run = "ok", None, 0
-    curve: list[float] = []
-    curve_epochs: list[int] = []
-    for epoch in range(1, settings.epochs + 1):
+    key = functools.partial(_checkpoint_key, cell, settings, data, seed, plan.batch_size)
+    done = _Progress()
+    if rung is not None and rung.resume is not None:
+        payload, _ = read_checkpoint(rung.resume, key)
+        if payload is not None:
+            restore(payload, model, opt, gen)
+            done = _Progress(**{f.name: payload[f.name] for f in dataclasses.fields(_Progress)})
+    stop = settings.epochs if rung is None else rung.stop_at
+    status, error, epochs_run = "ok", None, done.epoch
+    for epoch in range(done.epoch + 1, stop + 1):
         result = run_epoch(model, opt, dd.train, gen, plan, epoch)
         epochs_run = epoch
         if result.diverged:
             status, error = "diverged", f"training loss {result.loss:.4g} in epoch {epoch}"
             break
-        train_loss = result.loss
+        done.train_loss = result.loss
         if on_epoch is not None:
             on_epoch(epoch, settings.epochs, result.loss, result.train_acc)
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
@@ -315,11 +382,16 @@ def _train(
             if not finite:
                 status, error = "diverged", f"non-finite logits on the validation split in epoch {epoch}"
                 break
-            curve.append(acc)
-            curve_epochs.append(epoch)
+            done.curve.append(acc)
+            done.curve_epochs.append(epoch)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
+    done.seconds += time.perf_counter() - start
+    done.epoch = epochs_run
+    if status == "ok" and epochs_run < settings.epochs:
+        status = "stopped"
+        if rung is not None and rung.save is not None:
+            write_checkpoint(rung.save, key(), model, opt, gen, **dataclasses.asdict(done))
     model.eval()
     return _record(
         cell,
@@ -328,13 +400,13 @@ def _train(
         device,
         seed,
         plan.batch_size,
-        val_acc=curve[-1] if status == "ok" else None,
-        val_curve=curve,
-        curve_epochs=curve_epochs,
-        train_loss=train_loss,
+        val_acc=done.curve[-1] if status in ("ok", "stopped") else None,
+        val_curve=done.curve,
+        curve_epochs=done.curve_epochs,
+        train_loss=done.train_loss,
         params=int(count_params(model)),
         mult_adds=int(count_mult_adds(model, input_shape=data.image_shape)),
-        train_seconds=seconds,
+        train_seconds=done.seconds,
         epochs=epochs_run,
         status=status,
         error=error,

@@ -19,6 +19,8 @@ SPEC.loader.exec_module(code_closure)
 COMMANDS = {
     "train": "train_cmds.run_train",
     "merge": "train_cmds.run_merge",
+    "promote": "train_cmds.run_promote",
+    "finish": "train_cmds.run_finish",
     "enumerate": "surrogate_cmds.run_enumerate",
     "sample": "surrogate_cmds.run_sample",
     "fit": "surrogate_cmds.run_fit",
@@ -60,7 +62,9 @@ def test_unknown_command_is_an_error() -> None:
         ("quality.py", {"eval"}),
         ("figures/style.py", {"figure_quality", "figure_pareto", "final"}),
         ("surrogate/rnn.py", {"fit", "expand", "eval"}),
-        ("beam.py", {"enumerate", "sample", "expand", "select", "eval"}),
+        ("beam.py", {"enumerate", "sample", "expand", "select", "eval", "promote"}),
+        ("early_stop.py", {"promote", "finish"}),
+        ("checkpoint.py", {"train", "final", "expand"}),  # expand-score reads train settings
     ],
 )
 def test_editing_a_module_changes_the_hash_of_its_users_only(

@@ -241,3 +241,42 @@ def test_cli_writes_the_strategy_table_and_figure(tmp_path) -> None:
         [*cmd, "--strategies", "nope", "--out-dir", str(tmp_path)], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "unknown strategy 'nope'" in bad.stderr
+
+
+def test_early_stopping_on_the_table_follows_the_rungs(table) -> None:
+    from pnas_core.early_stop import EarlyStop
+    from pnas_core.search import TableEvaluator, run_search
+    from pnas_core.simulate import SIMULATION_SURROGATE
+
+    evaluator = TableEvaluator(table, 1)
+    settings = SIMULATION_SURROGATE.__class__.from_dict({**SIMULATION_SURROGATE.to_dict(), "max_blocks": 2})
+    summary = run_search(
+        table.space, evaluator, 4, ["xgb"], "xgb", settings, early_stop=EarlyStop((1, 2), 0.5)
+    ).summary
+    level1 = summary[summary["level"] == 1]
+    assert level1["epochs"].value_counts().to_dict() == {1: 18, 2: 9, 4: 9}  # 36 -> 18 -> 9 cells
+    assert set(level1.loc[level1["epochs"] == 4, "status"]) == {"ok"}
+    assert set(level1.loc[level1["epochs"] < 4, "status"]) == {"stopped"}
+    at1 = evaluator.evaluate(level1["cell"].tolist(), (1, None)).set_index("cell")["val_acc"]
+    promoted = level1.loc[level1["epochs"] > 1, "cell"]
+    assert at1[promoted].min() >= at1.drop(promoted).max()  # the best half at epoch 1 went on
+    full = evaluator.evaluate(level1["cell"].tolist()).set_index("cell")["val_acc"]
+    done = level1[level1["epochs"] == 4].set_index("cell")["val_acc"]
+    assert done.tolist() == full[done.index].tolist()  # a promoted cell ends as full training would
+
+
+def test_early_stopping_simulation_counts_epochs(table) -> None:
+    strategies = ["pnas:xgb", "pnas-es:1+2:0.5::xgb"]
+    runs = [simulate(table, strategies, [1], beam_size=4) for _ in range(2)]
+    for name in strategies:
+        np.testing.assert_array_equal(runs[0].accuracy[name], runs[1].accuracy[name])
+        np.testing.assert_array_equal(runs[0].epochs[name], runs[1].epochs[name])
+    sim = runs[0]
+    assert (sim.epochs["pnas:xgb"] == 4).all()
+    assert sim.epochs["pnas-es:1+2:0.5::xgb"].sum() == 72 + 8  # level 1: 18x1 + 9x2 + 9x4; level 2: 2 + 2 + 4
+    assert np.isfinite(sim.accuracy["pnas-es:1+2:0.5::xgb"]).sum() == 10
+    row = summarize(sim, table).set_index("strategy")
+    assert row.loc["pnas-es:1+2:0.5::xgb", "epochs_mean"] == 80 and row.loc["pnas:xgb", "epochs_mean"] == 160
+    assert row.loc["pnas-es:1+2:0.5::xgb", "full_models"] == 10
+    with pytest.raises(PnasError, match="pnas-es takes"):
+        simulate(table, ["pnas-es:1"], [0], beam_size=2)

@@ -359,3 +359,43 @@ def test_keys_left_out_take_the_documented_defaults(tmp_path: Path) -> None:
     # No --configfile: the quick preset.
     quick = settings_written(root, "digits-quick")
     assert (quick["train"]["filters"], quick["train"]["image_size"]) == (8, 8)
+
+
+def test_early_stopping_trains_rungs_and_resumes(tmp_path: Path) -> None:
+    """Levels in rungs (epoch 1, then the best half to epoch 2): a level's records hold every
+    candidate's last rung, full-budget records are the cache's ordinary entries, checkpoints are
+    gone once the level is done, and a deleted rung reruns from the cache without training."""
+    from pnas_core.cache import ResultCache
+    from pnas_core.early_stop import promoted_count
+    from pnas_core.records import RECORD_KEY, read_records
+
+    root = make_project(tmp_path)
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["search"]["early_stop"] = {"rungs": [1], "keep": 0.5}
+    cfg["train"]["epochs"] = 2
+    (root / "es.yaml").write_text(yaml.safe_dump(cfg))
+    plan = planned_jobs(root, "results/tiny/level2/trained.parquet", configs=("es.yaml",))
+    assert plan["promote"] == plan["finish_level"] == 2 and plan["train_shard"] == 2 * 2 * 2
+    target = "results/tiny/level1/trained.parquet"
+    snakemake(root, target, configs=("es.yaml",))
+    level = root / "results" / "tiny" / "level1"
+    n = len(pd.read_parquet(level / "candidates.parquet"))
+    records = read_records(level / "trained.parquet")
+    assert len(records) == n and records["status"].value_counts().to_dict() == {
+        "stopped": n - promoted_count(n, 0.5),
+        "ok": promoted_count(n, 0.5),
+    }
+    assert set(records.loc[records["status"] == "stopped", "epochs"]) == {1}
+    cache = ResultCache(root / "results" / "cache")
+    for row in records[records["status"] == "ok"].to_dict("records"):
+        entry = cache.get(*(row[k] for k in RECORD_KEY))  # the entry full training uses
+        assert entry["val_curve"] == list(row["val_curve"]) and entry["epochs"] == row["epochs"] == 2
+    assert not list((root / "results" / "cache").rglob("*.pt"))  # checkpoints removed
+    for path in (level / "rung2").rglob("*.parquet"):
+        path.unlink()
+    snakemake(root, "results/tiny/level1/rung2/trained.parquet", configs=("es.yaml",))
+    logs = [
+        p.read_text()
+        for p in (root / "results" / "tiny" / "logs" / "level1" / "rung2").glob("train_shard*.log")
+    ]
+    assert all("] cached " in log and "] trained " not in log for log in logs)  # read back, not retrained

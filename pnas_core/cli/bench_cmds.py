@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=list(DEFAULT_STRATEGIES),
         metavar="S",
         help="KIND[:ARGS][@KEY=VALUE,..]: pnas[:BY[:P1+P2]] (BY: mean, ucb, rnn, mlp, xgb, gnn, weighted) with options kappa=K (BY ucb), "
-        "max_params=N, max_mult_adds=N, pareto=params|mult_adds; random with options max_params=N, "
+        "max_params=N, max_mult_adds=N, pareto=params|mult_adds; pnas-es:R1+R2:KEEP[:FIT_ON[:BY[:P1+P2]]] "
+        "(early stopping at epochs R1, R2 keeping the share KEEP; same options); random with options max_params=N, "
         "max_mult_adds=N (draws among the B-block cells within budget); e.g. pnas:ucb@kappa=2 "
         "pnas:mean@max_params=48000 random@max_params=48000 pnas:mean@pareto=params "
         "(default: " + " ".join(DEFAULT_STRATEGIES) + ")",
@@ -232,8 +233,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         + ("" if table.complete else " (PARTIAL table)")
     )
     print(
-        f"{args.seeds} seeds, beam K = {args.beam_size}, {int(summary['models'].iloc[0])} models each; "
-        f"mean ± 95% interval over seeds"
+        f"{args.seeds} seeds, beam K = {args.beam_size}, {int(summary['models'].iloc[0])} models each "
+        f"(full: trained to all {table.settings['epochs']} epochs; epochs: spent in all); "
+        f"mean [95% interval] over seeds"
     )
     print(format_summary(summary))
     fits = ", ".join(f"{n} {sim.fit_count[n]} fits {s:.1f} s" for n, s in sim.fit_seconds.items())
@@ -247,6 +249,8 @@ def format_summary(summary) -> str:
     """The strategy table as aligned text."""
     header = (
         "strategy",
+        "epochs",
+        "full",
         "best after M",
         "top-5 after M",
         "models to baseline's best",
@@ -261,6 +265,8 @@ def format_summary(summary) -> str:
         rows.append(
             (
                 r.strategy,
+                f"{r.epochs_mean:.0f} [{r.epochs_lo:.0f}, {r.epochs_hi:.0f}]",
+                f"{r.full_models:.0f}",
                 f"{r.best_mean:.4f} [{r.best_lo:.4f}, {r.best_hi:.4f}]",
                 f"{r.topk_mean:.4f} [{r.topk_lo:.4f}, {r.topk_hi:.4f}]",
                 _models(r.models_to_baseline_best, r.ratio_best),

@@ -11,6 +11,7 @@ from pnas_core.space import MAX_BLOCKS, OPS, Space
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb", "gnn", "weighted")  # pnas_core.surrogate.PREDICTORS
 PREDICTOR_DEFAULT = ("rnn", "mlp", "xgb")
 SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
+FIT_ON = ("full", "all")  # pnas_core.early_stop.FIT_ON
 SELECT_CHOICES = ("rnn", "mlp", "xgb", "gnn", "weighted", "mean", "ucb")  # pnas_core.selection.SELECT_BY
 
 
@@ -74,6 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("fit-surrogate", help="fit predictors on all ok training records")
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
+    p.add_argument(
+        "--fit-on",
+        choices=FIT_ON,
+        default="full",
+        help="full: records trained to the full budget only (default); all: early-stopped records too, "
+        "with their accuracy at their last rung",
+    )
     _predictors(p)
     _settings(p)
     p.add_argument(
@@ -192,7 +200,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.warm_from is not None and not settings.warm_start:
         raise PnasError("--warm-from needs warm_start: true in the surrogate settings")
     warm = load_predictors(args.warm_from) if args.warm_from is not None else None
-    data = fit_data(read_fit_records(args.records))
+    data = fit_data(read_fit_records(args.records), args.fit_on)
     save_predictors(fit_predictors(data, args.predictors, settings, warm), args.out)
     started = f", warm-started from {args.warm_from}" if warm else ""
     print(f"fit {' '.join(args.predictors)} on {len(data)} cells{started} -> {args.out}")

@@ -46,8 +46,47 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="candidates trained at once on this job's device, each in its own process with threads/W "
         "torch threads (default: the settings' workers, 1); results are the same for any W",
     )
+    train.add_argument(
+        "--stop-at",
+        type=count,
+        default=None,
+        help="early-stopping rung: train to this epoch of the full budget only (cached beside the run's "
+        "entry with the state to resume from; default: the full budget)",
+    )
+    train.add_argument(
+        "--resume-from",
+        type=count,
+        default=None,
+        help="with --stop-at: continue each candidate from its checkpoint of this earlier rung",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     train.set_defaults(func=run_train)
+
+    promote = sub.add_parser(
+        "promote",
+        help="early stopping: the candidates a rung promotes (best share by validation accuracy)",
+        description="Keep the rows of --candidates whose cells are among the ceil(keep n) best records "
+        "of the rung by val_acc (ties: cell text; diverged ones never), in candidates order.",
+    )
+    promote.add_argument("--candidates", required=True, type=Path, help="the candidates the rung trained")
+    promote.add_argument("--records", required=True, type=Path, help="the rung's merged records")
+    promote.add_argument("--keep", required=True, type=float, help="share promoted, in (0, 1)")
+    promote.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
+    promote.set_defaults(func=run_promote)
+
+    finish = sub.add_parser(
+        "finish-level",
+        help="early stopping: each candidate's last rung record, then delete the level's rung checkpoints",
+    )
+    finish.add_argument("--out", required=True, type=output_file, help="the level's records Parquet")
+    finish.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(DEFAULT_CACHE_DIR),
+        help=f"result cache holding the rung checkpoints (default {DEFAULT_CACHE_DIR})",
+    )
+    finish.add_argument("rungs", nargs="+", type=Path, help="merged records of each rung, first to last")
+    finish.set_defaults(func=run_finish)
 
     merge = sub.add_parser(
         "merge-records", help="concatenate records files (same schema), sorted by cell, duplicates dropped"
@@ -98,6 +137,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.num_shards < 1 or not 0 <= args.shard < args.num_shards:
         raise PnasError(f"--shard must be in 0..{args.num_shards - 1} and --num-shards >= 1")
+    if args.resume_from is not None and args.stop_at is None:
+        raise PnasError("--resume-from needs --stop-at")
+    stop = None if args.stop_at is None else (args.stop_at, args.resume_from)
     threads = set_threads(args.threads)
     settings = load_settings(args.settings)
     workers = settings.workers if args.workers is None else args.workers
@@ -110,6 +152,8 @@ def run_train(args: argparse.Namespace) -> int:
     cache = ResultCache(args.cache_dir)
     data = settings.load_data()
     tag = f"shard {args.shard}/{args.num_shards}"
+    if stop is not None:
+        tag += f", epochs {stop[1] or 0}..{stop[0]} of {settings.epochs}"
     log = tqdm.write
     log(
         f"pnas train: {tag}: {len(cells)} candidate(s), dataset {data.fingerprint}, "
@@ -143,7 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    records = train_shard(cells, run_settings, data, cache, workers, threads, on_result, on_epoch)
+    records = train_shard(cells, run_settings, data, cache, workers, threads, on_result, on_epoch, stop)
     bar.close()
     meta = settings_metadata(settings.to_dict(), __version__)
     meta.update(
@@ -151,6 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
         num_shards=str(args.num_shards),
         settings_hash=settings.settings_hash(),
         dataset=data.fingerprint,
+        **({} if stop is None else {"stop_at": str(stop[0])}),
     )
     write_records(args.out, records, meta)
     log(
@@ -170,6 +215,52 @@ def run_merge(args: argparse.Namespace) -> int:
     write_records(args.out, df, meta)
     print(
         f"pnas merge-records: {len(df)} record(s) from {len(args.inputs)} file(s) -> {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    """Write the rows of the candidates the rung promotes."""
+    import pyarrow as pa
+
+    from pnas_core import beam
+    from pnas_core.early_stop import promote
+    from pnas_core.errors import PnasError
+    from pnas_core.records import read_records
+
+    if not 0 < args.keep < 1:
+        raise PnasError(f"--keep must be in (0, 1), got {args.keep}")
+    candidates = beam.read_cell_table(args.candidates, "candidates")
+    records = read_records(args.records)
+    texts = read_candidates(args.candidates)
+    missing = sorted(set(texts) - set(records["cell"]))
+    if missing:
+        raise PnasError(f"records {args.records} lack {len(missing)} candidate(s), e.g. {missing[0]!r}")
+    records = records.set_index("cell").loc[texts].reset_index()  # candidates order
+    chosen = set(promote(records, args.keep))
+    beam.write_table(candidates.filter(pa.array([t in chosen for t in texts])), args.out)
+    print(f"pnas promote: {len(chosen)} of {len(texts)} candidates -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_finish(args: argparse.Namespace) -> int:
+    """Merge the rungs' records into the level's (each cell's last record) and drop the checkpoints."""
+    from pnas_core.cache import ResultCache
+    from pnas_core.early_stop import last_records
+    from pnas_core.records import RECORD_KEY, read_metadata, read_records, write_records
+
+    frames = [read_records(path) for path in args.rungs]
+    records = last_records(frames)
+    meta = read_metadata(args.rungs[-1])  # a merged file: the settings, without shard entries
+    meta.pop("stop_at", None)
+    write_records(args.out, records.sort_values("cell", kind="mergesort", ignore_index=True), meta)
+    cache = ResultCache(args.cache_dir)
+    removed = sum(cache.remove_checkpoints(*(row[k] for k in RECORD_KEY)) for _, row in records.iterrows())
+    stopped = int((records["status"] == "stopped").sum())
+    print(
+        f"pnas finish-level: {len(records)} record(s), {stopped} stopped early, {removed} checkpoint(s) "
+        f"removed -> {args.out}",
         file=sys.stderr,
     )
     return 0

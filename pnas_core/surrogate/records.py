@@ -22,12 +22,14 @@ def read_fit_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def fit_data(records: pd.DataFrame) -> pd.DataFrame:
-    """Rows with status "ok", one per cell (``val_acc`` averaged over repeats), sorted by cell text.
+def fit_data(records: pd.DataFrame, fit_on: str = "full") -> pd.DataFrame:
+    """Rows with status "ok", one per cell (``val_acc`` averaged over repeats), sorted by cell text;
+    with ``fit_on="all"`` also the rows early stopping ended (status "stopped", their accuracy at
+    the epoch they stopped at; see :mod:`pnas_core.early_stop`).
 
     Columns: cell, num_blocks, val_acc.
     """
-    ok = records[records["status"] == "ok"]
+    ok = records[records["status"].isin(("ok", "stopped") if fit_on == "all" else ("ok",))]
     if ok.empty:
         raise PnasError("no records with status 'ok' to fit on")
     acc = ok["val_acc"].to_numpy(dtype=np.float64)

@@ -37,13 +37,16 @@ FINAL_GPU = uses_gpu("final")
 SURROGATE_GPU = uses_gpu("surrogate")
 WARM_START = config["surrogate"].get("warm_start", False)
 TRAIN_WORKERS = config["train"].get("workers", 1)
+EARLY_STOP = config["search"]["early_stop"]
+RUNG_EPOCHS = [*EARLY_STOP["rungs"], train_value("epochs")] if EARLY_STOP else []
+"""Epochs each rung of a level trains to (the last: the full budget); empty without early stopping."""
 
 
 wildcard_constraints:
     name=re.escape(NAME),
     level=r"\d+",
     shard=r"\d+",
-    stage=r"level\d+|random|quality/b\d+|bench/seed\d+",
+    stage=r"level\d+|level\d+/rung\d+|random|quality/b\d+|bench/seed\d+",
     b=r"\d+",
 
 
@@ -89,10 +92,34 @@ def stage_inputs(wildcards):
             "candidates": f"{RESULTS}/bench/candidates.parquet",
             "settings": f"{RESULTS}/settings/train_seed{bench[1]}.json",
         }
+    rung = re.fullmatch(r"level(\d+)/rung(\d+)", wildcards.stage)
+    if rung:
+        return {
+            "candidates": rung_candidates(rung[1], rung[2]),
+            "settings": f"{RESULTS}/settings/train.json",
+        }
     return {
         "candidates": f"{RESULTS}/{wildcards.stage}/candidates.parquet",
         "settings": f"{RESULTS}/settings/train.json",
     }
+
+
+def rung_candidates(level, epochs):
+    """What the rung of ``level`` that trains to ``epochs`` trains: the level's candidates at the
+    first rung, then those the previous rung promoted."""
+    j = RUNG_EPOCHS.index(int(epochs))
+    if j == 0:
+        return f"{level_dir(level)}/candidates.parquet"
+    return f"{level_dir(level)}/rung{RUNG_EPOCHS[j - 1]}/promoted.parquet"
+
+
+def stop_flags(wildcards):
+    """`pnas train` flags of a rung stage (stop at its epoch, resume from the previous rung's)."""
+    rung = re.fullmatch(r"level\d+/rung(\d+)", wildcards.stage)
+    if not rung:
+        return ""
+    j = RUNG_EPOCHS.index(int(rung[1]))
+    return f"--stop-at {rung[1]}" + (f" --resume-from {RUNG_EPOCHS[j - 1]}" if j else "")
 
 
 def level_dir(level):

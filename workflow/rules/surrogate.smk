@@ -12,6 +12,7 @@ rule fit_surrogate:
     params:
         predictors=" ".join(config["search"]["predictors"]),
         warm=lambda wc, input: warm_start_flag(input),
+        fit_on=(EARLY_STOP or {}).get("fit_on", "full"),
         code=command_hash("surrogate_cmds.run_fit"),
     threads: 2
     resources:
@@ -22,4 +23,4 @@ rule fit_surrogate:
         f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
     shell:
         "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors}"
-        " --settings {input.settings:q} {params.warm} --out {output.surrogate:q} > {log:q} 2>&1"
+        " --fit-on {params.fit_on} --settings {input.settings:q} {params.warm} --out {output.surrogate:q} > {log:q} 2>&1"

@@ -12,6 +12,7 @@ rule train_shard:
         cache=CACHE_DIR,
         code=command_hash("train_cmds.run_train"),
         workers=TRAIN_WORKERS,
+        stop=stop_flags,
     # train_threads torch threads for each of the shard's train.workers concurrent candidates
     threads: config["train_threads"] * TRAIN_WORKERS
     resources:
@@ -23,7 +24,7 @@ rule train_shard:
     shell:
         "pnas train --candidates {input.candidates:q} --settings {input.settings:q}"
         " --shard {wildcards.shard} --num-shards {params.num_shards} --cache-dir {params.cache:q}"
-        " --threads {threads} --workers {params.workers} --out {output.shard:q} > {log:q} 2>&1"
+        " --threads {threads} --workers {params.workers} {params.stop} --out {output.shard:q} > {log:q} 2>&1"
 
 
 rule merge_shards:

@@ -90,3 +90,21 @@ if config["quality"]["train_size"] > config["quality"]["cells_per_size"]:
         f"quality.train_size: {config['quality']['train_size']} is more than quality.cells_per_size "
         f"({config['quality']['cells_per_size']}), the cells there are to fit on"
     )
+
+with open(Path(workflow.basedir) / "schemas" / "train.schema.json") as _fh:
+    _TRAIN_SCHEMA = json.load(_fh)
+
+
+def train_value(key):
+    """A train setting: the config's value, else the settings dataclass's default (from its schema)."""
+    return config["train"].get(key, _TRAIN_SCHEMA["properties"][key]["default"])
+
+
+_early = config["search"]["early_stop"]
+if _early is not None:
+    _rungs, _epochs, _every = _early["rungs"], train_value("epochs"), train_value("eval_every")
+    if _rungs != sorted(set(_rungs)) or _rungs[-1] >= _epochs or any(r % _every for r in _rungs):
+        fail(
+            f"search.early_stop.rungs: {_rungs} must be increasing epochs below train.epochs ({_epochs}), "
+            f"each a multiple of train.eval_every ({_every})"
+        )
