@@ -17,6 +17,7 @@ from pnas_core.errors import PnasError
 from pnas_core.search import table_costs
 from pnas_core.selection import Selection
 from pnas_core.simulate import (
+    POOLED_DEFAULT,
     PnasStrategy,
     RandomStrategy,
     Simulation,
@@ -27,9 +28,8 @@ from pnas_core.simulate import (
     summarize,
 )
 from pnas_core.space import parse
-from pnas_core.surrogate import PREDICTORS
 
-ALL = tuple(PREDICTORS)
+ALL = POOLED_DEFAULT
 BUDGET = 48_000  # about the median params of the shipped table's two-block cells
 SELECTION_STRATEGIES = [
     "pnas:mean",
