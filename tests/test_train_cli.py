@@ -286,3 +286,35 @@ def test_progress_bar_only_on_a_terminal(job: dict[str, Path]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "cell/s" not in proc.stderr and "it/s" not in proc.stderr
     assert _counts(proc.stderr) == (len(CELLS), 0)
+
+
+def test_kill_9_during_a_rung_then_resume_to_the_full_budget(job: dict[str, Path]) -> None:
+    """Early stopping, killed for real: the rung job is SIGKILLed after its first candidate; the rerun
+    trains only the unfinished ones, and the full-budget stage resumes every candidate from its rung
+    checkpoint to the records an uninterrupted training gives (bitwise, apart from the seconds)."""
+    (job["dir"] / "settings.json").write_text(json.dumps({**TINY, "epochs": 2}))
+    rung = job["dir"] / "rung1.parquet"
+    cmd = [sys.executable, "-m", "pnas_core", *_train_args(job, rung, "--stop-at", "1")]
+    env = {**os.environ, "PNAS_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not _cache_files(job["cache"]) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in _cache_files(job["cache"])}
+    assert 1 <= len(finished) < len(CELLS), "kill the rung job after its first candidate, before the last"
+    assert not rung.exists() and not list(job["cache"].glob("*/.*.tmp"))
+
+    rerun = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, check=True)
+    assert _counts(rerun.stderr) == (len(CELLS) - len(finished), len(finished))
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())  # finished rungs untouched
+    assert (read_records(rung)["status"] == "stopped").all()
+
+    full = job["dir"] / "full.parquet"
+    resume = [*_train_args(job, full, "--stop-at", "2", "--resume-from", "1")]
+    subprocess.run([sys.executable, "-m", "pnas_core", *resume], env=env, check=True)
+    plain = job["dir"] / "plain.parquet"
+    assert main(_train_args(job, plain, "--cache-dir", str(job["dir"] / "other-cache"))) == 0
+    cols = ["cell", "status", "val_acc", "val_curve", "train_loss", "params", "epochs"]
+    pd.testing.assert_frame_equal(read_records(full)[cols], read_records(plain)[cols])
