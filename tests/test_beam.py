@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from synthetic import op_accuracy
 
 from pnas_core import beam
 from pnas_core.cli import main
@@ -18,19 +19,15 @@ from pnas_core.space import Space, canonical, cell_id, num_blocks_of, parse, tok
 from pnas_core.surrogate import SurrogateSettings, make_predictor
 
 TINY = SurrogateSettings(ensemble_size=2, embed_dim=8, hidden_dim=8, epochs=2, xgb={"n_estimators": 20})
-OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
-
-
-def accuracy(tokens: np.ndarray) -> np.ndarray:
-    b = tokens.shape[1] // 4
-    return 0.7 + (OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)) / b
 
 
 @pytest.fixture(scope="module")
 def predictors():
     space = Space()
     tokens = space.one_block_tokens()
-    return {name: make_predictor(name, TINY).fit(tokens, accuracy(tokens)) for name in ("rnn", "mlp", "xgb")}
+    return {
+        name: make_predictor(name, TINY).fit(tokens, op_accuracy(tokens)) for name in ("rnn", "mlp", "xgb")
+    }
 
 
 def test_enumerate_level1():
@@ -169,7 +166,7 @@ def _records(path, tokens: np.ndarray, status: str = "ok") -> None:
             "cell": texts,
             "cell_id": [cell_id(t) for t in texts],
             "num_blocks": tokens.shape[1] // 4,
-            "val_acc": accuracy(tokens),
+            "val_acc": op_accuracy(tokens),
             "status": status,
             "params": 1000,
         }

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from synthetic import op_accuracy
 
 from pnas_core import quality
 from pnas_core.cli import main
@@ -14,7 +15,6 @@ from pnas_core.space import Space, cell_id, tokens_to_texts
 from pnas_core.surrogate import SurrogateSettings
 
 SMALL = SurrogateSettings(ensemble_size=2, embed_dim=16, hidden_dim=16, epochs=15, xgb={"n_estimators": 80})
-OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def records() -> pd.DataFrame:
     frames = []
     for tokens in (space.one_block_tokens(), space.sample_tokens(2, 120, rng)):
         b = tokens.shape[1] // 4
-        acc = 0.7 + (OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)) / b
+        acc = op_accuracy(tokens)
         texts = tokens_to_texts(tokens)
         frames.append(
             pd.DataFrame(

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
+from synthetic import op_accuracy
 
 from pnas_core.errors import PnasError
 from pnas_core.space import (
@@ -20,17 +21,9 @@ from pnas_core.space import (
 from pnas_core.surrogate import Predictor, SurrogateSettings, make_predictor
 from pnas_core.surrogate.base import group_by_size
 
-OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
 FAST = SurrogateSettings(
     ensemble_size=3, embed_dim=16, hidden_dim=32, epochs=20, batch_size=32, xgb={"n_estimators": 150}
 )
-
-
-def target(tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Known ranking: mean op effect per block plus small noise."""
-    b = tokens.shape[1] // 4
-    effect = OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)
-    return 0.7 + effect / b + rng.normal(0, 0.003, len(tokens))
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +33,14 @@ def data():
     two = space.sample_tokens(2, 400, rng)
     three = space.sample_tokens(3, 200, rng)
     train = [*one, *two[:250]]
-    y = np.concatenate([target(one, rng), target(two[:250], rng)])
+    y = np.concatenate([op_accuracy(one, rng), op_accuracy(two[:250], rng)])
     return {
         "train": train,
         "y": y,
         "held": two[250:],
-        "y_held": target(two[250:], rng),
+        "y_held": op_accuracy(two[250:], rng),
         "three": three,
-        "y_three": target(three, rng),
+        "y_three": op_accuracy(three, rng),
         "space": space,
     }
 

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import op_accuracy
 
 from pnas_core.errors import PnasError
 from pnas_core.space import Space, canonical_tokens, insertion_positions, parse, unique_rows
@@ -18,17 +19,10 @@ from pnas_core.surrogate import Predictor, SurrogateSettings, make_predictor
 from pnas_core.surrogate.cost_features import cost_features
 from pnas_core.surrogate.weighted import heldout_rho, size_folds, weights_from_rho
 
-OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
 TINY = SurrogateSettings(
     ensemble_size=2, embed_dim=8, hidden_dim=16, epochs=3, xgb={"n_estimators": 20, "n_jobs": 1}
 )
 COST = SurrogateSettings(**{**TINY.to_dict(), "cost_features": True})
-
-
-def target(tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    b = tokens.shape[1] // 4
-    effect = OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)
-    return 0.7 + effect / b + rng.normal(0, 0.003, len(tokens))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,7 @@ def data():
     one, two = space.one_block_tokens(), space.sample_tokens(2, 100, rng)
     return {
         "train": [*one, *two],
-        "y": np.concatenate([target(one, rng), target(two, rng)]),
+        "y": np.concatenate([op_accuracy(one, rng), op_accuracy(two, rng)]),
         "three": space.sample_tokens(3, 40, rng),
         "space": space,
     }
