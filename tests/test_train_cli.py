@@ -118,16 +118,21 @@ def test_corrupt_cache_entry_is_retrained_with_warning(
     pd.testing.assert_series_equal(read_records(out)["val_acc"], first["val_acc"])
 
 
+def _kill_after_first_entry(cmd: list[str], env: dict[str, str], cache: Path) -> None:
+    """Run ``cmd`` and SIGKILL it as soon as it has written its first cache entry."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not _cache_files(cache) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_kill_and_resume_retrains_only_unfinished(job: dict[str, Path]) -> None:
     out = job["dir"] / "out.parquet"
     cmd = [sys.executable, "-m", "pnas_core", *_train_args(job, out)]
     env = {**os.environ, "PNAS_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not _cache_files(job["cache"]) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_first_entry(cmd, env, job["cache"])
     done = len(_cache_files(job["cache"]))
     assert 1 <= done < len(CELLS), "kill the job after its first candidate, before the last"
     assert not out.exists()
@@ -296,12 +301,7 @@ def test_kill_9_during_a_rung_then_resume_to_the_full_budget(job: dict[str, Path
     rung = job["dir"] / "rung1.parquet"
     cmd = [sys.executable, "-m", "pnas_core", *_train_args(job, rung, "--stop-at", "1")]
     env = {**os.environ, "PNAS_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not _cache_files(job["cache"]) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_first_entry(cmd, env, job["cache"])
     finished = {p: p.stat().st_mtime_ns for p in _cache_files(job["cache"])}
     assert 1 <= len(finished) < len(CELLS), "kill the rung job after its first candidate, before the last"
     assert not rung.exists() and not list(job["cache"].glob("*/.*.tmp"))
