@@ -39,6 +39,12 @@ COSTS = ("params", "mult_adds")
 DEFAULT_KAPPA = 1.0
 
 
+def cost_budgets(max_params: int | None, max_mult_adds: int | None) -> dict[str, int]:
+    """The cost columns with a budget (``params``, ``mult_adds``), and the budget."""
+    pairs = (("params", max_params), ("mult_adds", max_mult_adds))
+    return {col: limit for col, limit in pairs if limit is not None}
+
+
 @dataclass(frozen=True)
 class Selection:
     """How to pick K children (see the module docstring). The default picks the top K by ``pred_mean``."""
@@ -94,8 +100,7 @@ class Selection:
     @property
     def budgets(self) -> dict[str, int]:
         """The cost columns with a budget, and the budget."""
-        pairs = (("params", self.max_params), ("mult_adds", self.max_mult_adds))
-        return {col: limit for col, limit in pairs if limit is not None}
+        return cost_budgets(self.max_params, self.max_mult_adds)
 
     @property
     def cost_columns(self) -> list[str]:

@@ -48,7 +48,7 @@ from pnas_core.early_stop import EarlyStop
 from pnas_core.errors import PnasError
 from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
 from pnas_core.search import TableEvaluator, run_search, table_costs
-from pnas_core.selection import COSTS, DEFAULT_KAPPA, Selection
+from pnas_core.selection import COSTS, DEFAULT_KAPPA, Selection, cost_budgets
 from pnas_core.summary import best_row
 from pnas_core.surrogate import PREDICTORS, Predictor, SurrogateSettings
 from pnas_core.surrogate.bundle import fit_predictors
@@ -160,8 +160,7 @@ class RandomStrategy:
 
     @property
     def budgets(self) -> dict[str, int]:
-        pairs = (("params", self.max_params), ("mult_adds", self.max_mult_adds))
-        return {col: limit for col, limit in pairs if limit is not None}
+        return cost_budgets(self.max_params, self.max_mult_adds)
 
     def run(self, ctx: Context) -> pd.DataFrame:
         cells = ctx.table.cells
