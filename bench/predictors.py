@@ -23,11 +23,11 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t
 
 from pnas_core import quality
 from pnas_core.benchmark import load_table
 from pnas_core.simulate import SIMULATION_SURROGATE, Simulation, simulate, summarize
+from pnas_core.stats import t_interval
 from pnas_core.surrogate import SurrogateSettings
 
 BASELINE = ("rnn", "mlp", "xgb", "mean")
@@ -56,10 +56,10 @@ def log(text: str) -> None:
 def interval(values: np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% Student-t interval of the finite values (NaN bounds for fewer than 2)."""
     v = values[np.isfinite(values)]
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else float("nan")), float("nan"), float("nan")
-    half = t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+    if not len(v):
+        return float("nan"), float("nan"), float("nan")
+    mean, lo, hi = t_interval(v)
+    return float(mean), float(lo), float(hi)
 
 
 def groups(options: list[str]) -> dict[str, tuple[dict, list[str]]]:

@@ -41,7 +41,6 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t
 
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.early_stop import EarlyStop
@@ -49,6 +48,7 @@ from pnas_core.errors import PnasError
 from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
 from pnas_core.search import TableEvaluator, run_search, table_costs
 from pnas_core.selection import COSTS, DEFAULT_KAPPA, Selection, cost_budgets
+from pnas_core.stats import t_interval
 from pnas_core.summary import best_row
 from pnas_core.surrogate import PREDICTORS, Predictor, SurrogateSettings
 from pnas_core.surrogate.bundle import fit_predictors
@@ -340,17 +340,6 @@ def simulate(
     )
 
 
-def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds (axis 0) and its 95% confidence interval (Student t); NaN bounds for 1 seed."""
-    n = values.shape[0]
-    mean = values.mean(axis=0)
-    if n < 2:
-        nan = np.full_like(mean, np.nan)
-        return mean, nan, nan
-    half = t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
-    return mean, mean - half, mean + half
-
-
 def curves(sim: Simulation, top_k: int = TOP_K) -> pd.DataFrame:
     """Per strategy and models trained: best and top-k mean so far, each as mean and 95% interval
     over seeds. Columns: strategy, models_trained, best_mean, best_lo, best_hi, topk_mean, topk_lo,
@@ -359,7 +348,7 @@ def curves(sim: Simulation, top_k: int = TOP_K) -> pd.DataFrame:
     for name, acc in sim.accuracy.items():
         best = np.stack([best_so_far(row) for row in acc])
         topk = np.stack([top_k_mean_so_far(row, top_k) for row in acc])
-        (bm, bl, bh), (tm, tl, th) = _interval(best), _interval(topk)
+        (bm, bl, bh), (tm, tl, th) = t_interval(best), t_interval(topk)
         frames.append(
             pd.DataFrame(
                 {
@@ -407,7 +396,7 @@ def summarize(
         row.update(
             zip(
                 ("epochs_mean", "epochs_lo", "epochs_hi"),
-                (float(v[0]) for v in _interval(spent[:, None])),
+                (float(v[0]) for v in t_interval(spent[:, None])),
                 strict=True,
             )
         )
