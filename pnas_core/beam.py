@@ -168,7 +168,11 @@ def parent_tokens(candidates: pa.Table, space: Space) -> np.ndarray:
 
 
 def expand_and_score(
-    parents: np.ndarray, predictors: dict[str, Predictor], space: Space, costs: CostColumns | None = None
+    parents: np.ndarray,
+    predictors: dict[str, Predictor],
+    space: Space,
+    costs: CostColumns | None = None,
+    workers: int = 1,
 ) -> pa.Table:
     """Every distinct child of the parents, scored by every predictor: a scored table, with the
     children's ``params`` and ``mult_adds`` columns when ``costs`` is given.
@@ -190,31 +194,40 @@ def expand_and_score(
     children, parent_index, _ = space.canonical_children(parents)
     keep = first_rows(children)
     children, parent_index = children[keep], parent_index[keep]
-    texts = np.array(tokens_to_texts(children, canonical=True), dtype=object)
-    parent_texts = np.array(tokens_to_texts(parents, canonical=True), dtype=object)
-    columns = {
-        "cell": pa.array(texts, pa.string()),
-        "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
-        "num_blocks": pa.array(np.full(len(children), b + 1, np.int32)),
-        "parent": pa.array(parent_texts[parent_index], pa.string()),
-    }
+
+    def cell_columns() -> dict[str, pa.Array]:
+        """The children's cell, cell_id, num_blocks and parent columns, and their costs if asked."""
+        texts = np.array(tokens_to_texts(children, canonical=True), dtype=object)
+        parent_texts = np.array(tokens_to_texts(parents, canonical=True), dtype=object)
+        columns = {
+            "cell": pa.array(texts, pa.string()),
+            "cell_id": pa.array([cell_id(t) for t in texts], pa.string()),
+            "num_blocks": pa.array(np.full(len(children), b + 1, np.int32)),
+            "parent": pa.array(parent_texts[parent_index], pa.string()),
+        }
+        if costs is not None:
+            columns.update({name: pa.array(values) for name, values in costs(children).items()})
+        return columns
+
     positions = insertion_positions(children, parents[parent_index])
     fast, full = np.flatnonzero(positions >= 0), np.flatnonzero(positions < 0)
     blocks = children.reshape(len(children), b + 1, 4)[fast, positions[fast]]
+    from pnas_core.surrogate.jobs import one_job, run_jobs  # torch: loaded with the predictors anyway
+
+    jobs = [
+        p.insertion_jobs(parents, blocks, positions[fast], parent_index[fast]) for p in predictors.values()
+    ]
+    *scores, columns = run_jobs([*jobs, one_job(cell_columns)], workers)  # the columns beside the scoring
     means = []
-    for name, predictor in predictors.items():
+    for (name, predictor), (mean_fast, std_fast) in zip(predictors.items(), scores, strict=True):
         mean, std = np.empty(len(children), np.float32), np.empty(len(children), np.float32)
-        mean[fast], std[fast] = predictor.predict_insertions(
-            parents, blocks, positions[fast], parent_index[fast]
-        )
+        mean[fast], std[fast] = mean_fast, std_fast
         if len(full):
             mean[full], std[full] = predictor.predict(children[full])
         columns[f"pred_{name}"] = pa.array(mean)
         columns[f"std_{name}"] = pa.array(std)
         means.append(mean)
     columns["pred_mean"] = pa.array(np.mean(means, axis=0, dtype=np.float32))
-    if costs is not None:
-        columns.update({name: pa.array(values) for name, values in costs(children).items()})
     return pa.Table.from_pydict(columns, schema=scored_schema(list(predictors), costs is not None))
 
 

@@ -38,6 +38,16 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _threads(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--threads",
+        type=count,
+        default=None,
+        help=f"threads that {what} the ensembles' members side by side, each on one torch thread "
+        "(default $PNAS_THREADS, else all allowed cores); the results are the same for any number",
+    )
+
+
 def _count_or_auto(text: str) -> int | None:
     """``--n``: a count (:data:`pnas_core.cli.arg_types.count`), or None for ``auto``."""
     return None if text == "auto" else count(text)
@@ -90,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="folder written by fit-surrogate (the previous level's): the neural ensembles start from "
         "its members (needs warm_start: true in the settings)",
     )
+    _threads(p, "fit")
     p.add_argument("--out", required=True, type=output_dir, help="folder to write (replaced atomically)")
     p.set_defaults(func=run_fit)
 
@@ -103,6 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="training settings (JSON or YAML) of the search network: adds each child's exact params "
         "and mult_adds columns",
     )
+    _threads(p, "score")
     p.add_argument("--out", required=True, type=output_file, help="scored Parquet to write")
     p.set_defaults(func=run_expand_score)
 
@@ -192,6 +204,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save the predictors."""
+    from pnas_core.devices import resolve_threads
     from pnas_core.errors import PnasError
     from pnas_core.surrogate import fit_data, read_fit_records
     from pnas_core.surrogate.bundle import fit_predictors, load_predictors, save_predictors
@@ -201,15 +214,17 @@ def run_fit(args: argparse.Namespace) -> int:
         raise PnasError("--warm-from needs warm_start: true in the surrogate settings")
     warm = load_predictors(args.warm_from) if args.warm_from is not None else None
     data = fit_data(read_fit_records(args.records), args.fit_on)
-    save_predictors(fit_predictors(data, args.predictors, settings, warm), args.out)
+    workers = resolve_threads(args.threads)
+    save_predictors(fit_predictors(data, args.predictors, settings, warm, workers), args.out)
     started = f", warm-started from {args.warm_from}" if warm else ""
-    print(f"fit {' '.join(args.predictors)} on {len(data)} cells{started} -> {args.out}")
+    print(f"fit {' '.join(args.predictors)} on {len(data)} cells{started}, {workers} thread(s) -> {args.out}")
     return 0
 
 
 def run_expand_score(args: argparse.Namespace) -> int:
     """Expand the parents and score all children."""
     from pnas_core import beam
+    from pnas_core.devices import resolve_threads
     from pnas_core.surrogate.bundle import load_predictors
 
     space = Space.from_names(args.ops)
@@ -220,10 +235,14 @@ def run_expand_score(args: argparse.Namespace) -> int:
         from pnas_core.train import load_settings
 
         costs = search_costs(load_settings(args.settings))
-    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space, costs)
+    workers = resolve_threads(args.threads)
+    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space, costs, workers)
     beam.write_table(table, args.out)
     costed = " with params and mult_adds" if costs is not None else ""
-    print(f"{table.num_rows} distinct children of {len(parents)} parents scored{costed} -> {args.out}")
+    print(
+        f"{table.num_rows} distinct children of {len(parents)} parents scored{costed}, "
+        f"{workers} thread(s) -> {args.out}"
+    )
     return 0
 
 

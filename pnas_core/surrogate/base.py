@@ -3,8 +3,10 @@
 A predictor maps cells of any size to a predicted validation accuracy: ``fit(cells, accuracies)``,
 ``predict(cells) -> (mean, std)``, ``predict_children(parents, table)`` and
 ``predict_insertions(parents, blocks, positions, parent_index)`` (the beam's fast paths) and
-``save`` / ``load`` of a folder. Cells are given as a token array ``(n, 4·b)``, a list of token
-arrays, :class:`~pnas_core.space.Cell` objects or cell texts; sizes may be mixed.
+``save`` / ``load`` of a folder; ``fit_jobs`` and ``insertion_jobs`` give the same fit and scoring as
+independent parts that :func:`pnas_core.surrogate.jobs.run_jobs` may spread over threads. Cells are
+given as a token array ``(n, 4·b)``, a list of token arrays, :class:`~pnas_core.space.Cell` objects
+or cell texts; sizes may be mixed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +26,7 @@ import numpy as np
 from pnas_core.atomic import current_umask, write_json
 from pnas_core.errors import PnasError
 from pnas_core.space import TOKEN_DTYPE, Cell, insert_blocks, parse
+from pnas_core.surrogate.jobs import Jobs, one_job
 from pnas_core.surrogate.settings import SurrogateSettings
 from pnas_core.text_io import read_json
 
@@ -109,6 +113,24 @@ class Predictor(abc.ABC):
     def fit(self, cells: CellsLike, accuracies: Sequence[float]) -> Predictor:
         """Fit on cells and their validation accuracies; returns self."""
 
+    @property
+    def own_threads(self) -> bool:
+        """Whether fitting and scoring run threads of their own (then :class:`Jobs` ``alone``)."""
+        return False
+
+    def fit_jobs(
+        self, cells: CellsLike, accuracies: Sequence[float], warm_from: Predictor | None = None
+    ) -> Jobs[Predictor]:
+        """``fit`` as independent parts (one, unless a subclass splits it): once they have run, in any
+        order or concurrently, and been combined, the predictor is fitted. ``warm_from`` is passed to
+        ``fit`` (predictors with ``warm_startable`` only)."""
+        if warm_from is None:
+            return one_job(partial(self.fit, cells, accuracies), self.own_threads)
+        if not self.warm_startable:
+            raise PnasError(f"the {self.name} predictor cannot warm-start")
+        call = partial(self.fit, cells, accuracies, warm_from=warm_from)  # type: ignore[call-arg]
+        return one_job(call, self.own_threads)
+
     @abc.abstractmethod
     def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) for equal-size token rows."""
@@ -146,6 +168,13 @@ class Predictor(abc.ABC):
         """
         self._require_fitted()
         return self._predict_tokens(insert_blocks(parents[parent_index], blocks, positions))
+
+    def insertion_jobs(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> Jobs[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict_insertions` as independent parts (one, unless a subclass splits it)."""
+        call = partial(self.predict_insertions, parents, blocks, positions, parent_index)
+        return one_job(call, self.own_threads)
 
     def _require_fitted(self) -> None:
         if not self.fitted:

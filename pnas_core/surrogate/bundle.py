@@ -11,6 +11,7 @@ import pandas as pd
 from pnas_core.atomic import write_json
 from pnas_core.errors import PnasError
 from pnas_core.surrogate.base import Predictor, atomic_dir, make_predictor
+from pnas_core.surrogate.jobs import run_jobs
 from pnas_core.surrogate.settings import SurrogateSettings
 from pnas_core.text_io import read_json
 
@@ -22,11 +23,14 @@ def fit_predictors(
     names: Sequence[str],
     settings: SurrogateSettings,
     warm: Mapping[str, Predictor] | None = None,
+    workers: int = 1,
 ) -> dict[str, Predictor]:
     """Fit each named predictor on ``fit_df`` (columns cell, val_acc; see ``records.fit_data``).
 
     With ``warm`` (e.g. the previous level's :func:`load_predictors`) the predictors that can start
-    from fitted weights (``warm_startable``) start from the one of the same name.
+    from fitted weights (``warm_startable``) start from the one of the same name. The predictors'
+    parts (an ensemble's members) run on ``workers`` threads, in the order named; the fitted
+    predictors are the same for any ``workers``.
     """
     if not names:
         raise PnasError("no predictors named")
@@ -34,12 +38,12 @@ def fit_predictors(
         raise PnasError(f"predictor names repeat: {' '.join(names)}")
     cells = fit_df["cell"].tolist()
     acc = fit_df["val_acc"].to_numpy()
-    out = {}
+    jobs = []
     for name in names:
         predictor = make_predictor(name, settings)
         start = (warm or {}).get(name) if predictor.warm_startable else None
-        out[name] = predictor.fit(cells, acc) if start is None else predictor.fit(cells, acc, warm_from=start)
-    return out
+        jobs.append(predictor.fit_jobs(cells, acc, warm_from=start))
+    return dict(zip(names, run_jobs(jobs, workers), strict=True))
 
 
 def save_predictors(predictors: dict[str, Predictor], folder: str | os.PathLike[str]) -> None:

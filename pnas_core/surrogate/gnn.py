@@ -19,7 +19,8 @@ from torch import nn
 from pnas_core.space import OPS
 from pnas_core.surrogate.base import register
 from pnas_core.surrogate.cost_features import NAMES, scaled_features
-from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, one_thread
+from pnas_core.surrogate.jobs import one_thread
+from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble
 
 PARENT_CHUNK = 64
 """Parents scored together on the fast path (bounds memory: chunk x blocks x hidden floats)."""

@@ -3,13 +3,16 @@ two hidden layers, sigmoid."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from torch import nn
 
-from pnas_core.space import MAX_BLOCKS, OPS, shifted_tail
+from pnas_core.space import MAX_BLOCKS, OPS, distinct_blocks, shifted_tail
 from pnas_core.surrogate.base import register
-from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, one_thread
+from pnas_core.surrogate.jobs import Jobs, one_thread
+from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, ensemble_scores
 
 PARENT_CHUNK = 64
 """Parents scored together on the fast path (bounds memory)."""
@@ -74,30 +77,53 @@ class MLPPredictor(TorchEnsemble):
                 preds[i, start * m : (start + len(t)) * m] = out.reshape(-1).float().cpu().numpy()
         return preds.mean(axis=0), preds.std(axis=0)
 
-    @torch.inference_mode()
-    @one_thread()
     def predict_insertions(
         self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: the block sum of each parent as it reads after an insertion at each position
         goes through the first layer once, each distinct new block once; per child only the sum."""
+        return self.insertion_jobs(parents, blocks, positions, parent_index).run()
+
+    def insertion_jobs(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> Jobs[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict_insertions` as one part per member."""
         self._require_fitted()
         p, b = len(parents), parents.shape[1] // 4
         shifted = np.concatenate(
             [np.concatenate([parents[:, : 4 * t], shifted_tail(parents, t)], axis=1) for t in range(b + 1)]
         )  # row t·P + p: parent p ready for an insertion at t
-        unique_blocks, block_of = np.unique(blocks, axis=0, return_inverse=True)
-        key = torch.as_tensor(positions * p + parent_index, device=self.device)
-        block_of = torch.as_tensor(block_of.ravel(), device=self.device)
-        shifted_t = torch.as_tensor(shifted, dtype=torch.long, device=self.device)
-        blocks_t = torch.as_tensor(unique_blocks, dtype=torch.long, device=self.device)
-        preds = np.empty((len(self.members), len(blocks)), np.float32)
-        for i, model in enumerate(self.members):
-            w, bias = model.hidden1.weight, model.hidden1.bias
-            parent_term = model.block_vectors(shifted_t).sum(dim=1) @ w.T  # ((b+1)·P, H)
-            block_term = model.block_vectors(blocks_t)[:, 0] @ w.T  # (distinct blocks, H)
-            for start in range(0, len(blocks), CHILD_CHUNK):
-                sel = slice(start, start + CHILD_CHUNK)
-                pre1 = (parent_term[key[sel]] + block_term[block_of[sel]]) / (b + 1) + bias
-                preds[i, sel] = model.top(pre1).float().cpu().numpy()
-        return preds.mean(axis=0), preds.std(axis=0)
+        unique_blocks, block_of = distinct_blocks(blocks)
+        dev = self.device
+        tensors = (
+            torch.as_tensor(shifted, dtype=torch.long, device=dev),
+            torch.as_tensor(unique_blocks, dtype=torch.long, device=dev),
+            torch.as_tensor(positions * p + parent_index, device=dev),
+            torch.as_tensor(block_of, device=dev),
+        )
+        return Jobs(
+            [partial(_member_insertions, model, *tensors, b) for model in self.members], ensemble_scores
+        )
+
+
+@torch.inference_mode()
+def _member_insertions(
+    model: MLPModel,
+    shifted: torch.Tensor,
+    blocks: torch.Tensor,
+    key: torch.Tensor,
+    block_of: torch.Tensor,
+    b: int,
+) -> np.ndarray:
+    """One member's predictions for children ``shifted[key[i]]`` with block ``blocks[block_of[i]]``
+    added (:meth:`MLPPredictor.predict_insertions`), on one torch thread."""
+    out = np.empty(len(key), np.float32)
+    with one_thread():
+        w, bias = model.hidden1.weight, model.hidden1.bias
+        parent_term = model.block_vectors(shifted).sum(dim=1) @ w.T  # ((b+1)·P, H)
+        block_term = model.block_vectors(blocks)[:, 0] @ w.T  # (distinct blocks, H)
+        for start in range(0, len(key), CHILD_CHUNK):
+            sel = slice(start, start + CHILD_CHUNK)
+            pre1 = (parent_term[key[sel]] + block_term[block_of[sel]]) / (b + 1) + bias
+            out[sel] = model.top(pre1).float().cpu().numpy()
+    return out

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
+
 import numpy as np
 import torch
 from torch import nn
 
-from pnas_core.space import MAX_BLOCKS, OPS, shifted_tail
+from pnas_core.space import MAX_BLOCKS, OPS, distinct_blocks, shifted_tail
 from pnas_core.surrogate.base import register
-from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, one_thread
+from pnas_core.surrogate.jobs import Jobs, one_thread
+from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, ensemble_scores
 
 PARENT_CHUNK = 16
 """Parents scored together on the fast path: small enough that the (parents x prefixes x ops x H)
@@ -16,7 +20,12 @@ gate arrays stay in cache (16 measured faster than 4 or 64)."""
 
 
 class LSTMModel(TokenModel):
-    """Tokens (in1, in2, op1, op2 per block): inputs share one embedding, ops another."""
+    """Tokens (in1, in2, op1, op2 per block): inputs share one embedding, ops another.
+
+    The LSTM reads each token's embedding. Since an embedding times W_ih is a row of the product of
+    the two, the LSTM is run on one-hot tokens with that product as its input weights (autograd
+    reaches both factors): the same model and gradients, with 14 input columns instead of 100.
+    """
 
     def __init__(self, embed_dim: int, hidden_dim: int) -> None:
         super().__init__()
@@ -25,16 +34,22 @@ class LSTMModel(TokenModel):
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
         self.head = nn.Linear(hidden_dim, 1)
 
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(n, 4·b) long -> (n, 4·b, embed)."""
-        n, length = tokens.shape
-        t = tokens.view(n, length // 4, 4)
-        e = torch.cat([self.in_embed(t[..., :2]), self.op_embed(t[..., 2:])], dim=2)
-        return e.view(n, length, -1)
+    def token_weights(self) -> torch.Tensor:
+        """(4H, inputs + ops): W_ih times the embedding of input token j (column j) and of op token
+        j (column inputs + j)."""
+        return self.lstm.weight_ih_l0 @ torch.cat([self.in_embed.weight, self.op_embed.weight]).T
 
     def state(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final (h, c), each (n, hidden)."""
-        _, (h, c) = self.lstm(self.embed(tokens))
+        """Final (h, c), each (n, hidden), after reading tokens (n, 4·b)."""
+        n, length = tokens.shape
+        n_in, lstm = self.in_embed.num_embeddings, self.lstm
+        kinds = torch.tensor([0, 0, n_in, n_in], device=tokens.device).repeat(length // 4)
+        one_hot = nn.functional.one_hot(tokens + kinds, n_in + self.op_embed.num_embeddings)
+        zeros = torch.zeros(1, n, lstm.hidden_size, device=tokens.device)
+        weights = [self.token_weights(), lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
+        _, h, c = torch.lstm(
+            one_hot.to(zeros.dtype), (zeros, zeros), weights, True, 1, 0.0, self.training, False, True
+        )
         return h[0], c[0]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -86,55 +101,97 @@ class RNNPredictor(TorchEnsemble):
                 preds[i, start * m : (start + len(t)) * m] = out.reshape(-1).float().cpu().numpy()
         return preds.mean(axis=0), preds.std(axis=0)
 
-    @torch.inference_mode()
-    @one_thread()
     def predict_insertions(
         self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: per insertion position t, the LSTM state after each parent's first t blocks is
         computed once, then the trie of the new blocks' first three tokens, and only the new block's
         last token and the parent's (shifted) remaining blocks are run per child."""
+        return self.insertion_jobs(parents, blocks, positions, parent_index).run()
+
+    def insertion_jobs(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> Jobs[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict_insertions` as one part per member and insertion position, sharing the
+        plan of the insertions (parts of about equal size keep the threads evenly busy)."""
         self._require_fitted()
-        b = parents.shape[1] // 4
-        preds = np.empty((len(self.members), len(blocks)), np.float32)
-        order = np.lexsort((parent_index, positions))  # by position, then parent
-        for t in range(b + 1):
-            rows = order[positions[order] == t]
-            if not len(rows):
-                continue
-            used, local = np.unique(parent_index[rows], return_inverse=True)
-            unique_blocks, block_of = np.unique(blocks[rows], axis=0, return_inverse=True)
-            trie = BlockTrie(unique_blocks)
-            node = trie.leaf[block_of.ravel()] // len(OPS)
-            op2 = unique_blocks[block_of.ravel(), 3]
-            prefix = parents[used, : 4 * t]
-            tail = shifted_tail(parents[used], t)
-            for start in range(0, len(used), PARENT_CHUNK):
-                sel = slice(*np.searchsorted(local, [start, start + PARENT_CHUNK]))
-                args = [
-                    torch.as_tensor(a, dtype=torch.long, device=self.device)
-                    for a in (
-                        prefix[start : start + PARENT_CHUNK],
-                        tail[start : start + PARENT_CHUNK],
-                        node[sel],
-                        op2[sel],
-                        local[sel] - start,
-                    )
-                ]
-                for i, model in enumerate(self.members):
-                    out = _insert(model, args[0], args[1], trie, *args[2:])
-                    preds[i, rows[sel]] = out.float().cpu().numpy()
-        return preds.mean(axis=0), preds.std(axis=0)
+        plan = _insertion_plan(parents, positions, blocks, parent_index)
+        parts = [partial(_group_insertions, m, group, self.device) for m in self.members for group in plan]
+
+        def combine(results: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            preds = np.empty((len(self.members), len(blocks)), np.float32)
+            for k, result in enumerate(results):
+                preds[k // len(plan), plan[k % len(plan)].rows] = result
+            return ensemble_scores(list(preds))
+
+        return Jobs(parts, combine)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Insertions:
+    """The children inserting at one position t, for PARENT_CHUNK parents at a time."""
+
+    rows: np.ndarray
+    """Their rows in the caller's order."""
+    trie: BlockTrie
+    """Trie of their distinct new blocks."""
+    chunks: list[tuple[np.ndarray, ...]]
+    """Per parent chunk: parents' first t blocks' tokens, their shifted tails, then per child its
+    depth-3 trie node, its block's op2, its parent within the chunk, and its slice of ``rows``."""
+
+
+def _insertion_plan(
+    parents: np.ndarray, positions: np.ndarray, blocks: np.ndarray, parent_index: np.ndarray
+) -> list[_Insertions]:
+    """The children grouped by insertion position and parent chunk, with their tries."""
+    b = parents.shape[1] // 4
+    order = np.lexsort((parent_index, positions))  # by position, then parent
+    plan = []
+    for t in range(b + 1):
+        rows = order[positions[order] == t]
+        if not len(rows):
+            continue
+        used, local = np.unique(parent_index[rows], return_inverse=True)
+        unique_blocks, block_of = distinct_blocks(blocks[rows])
+        trie = BlockTrie(unique_blocks)
+        node = trie.leaf[block_of] // len(OPS)
+        op2 = unique_blocks[block_of, 3]
+        prefix = parents[used, : 4 * t]
+        tail = shifted_tail(parents[used], t)
+        chunks = []
+        for start in range(0, len(used), PARENT_CHUNK):
+            lo, hi = np.searchsorted(local, [start, start + PARENT_CHUNK])
+            chunks.append(
+                (
+                    prefix[start : start + PARENT_CHUNK],
+                    tail[start : start + PARENT_CHUNK],
+                    node[lo:hi],
+                    op2[lo:hi],
+                    local[lo:hi] - start,
+                    np.arange(lo, hi),
+                )
+            )
+        plan.append(_Insertions(rows, trie, chunks))
+    return plan
+
+
+@torch.inference_mode()
+def _group_insertions(model: LSTMModel, group: _Insertions, device: torch.device) -> np.ndarray:
+    """One member's predictions for one insertion position's children (in ``group.rows`` order),
+    on one torch thread."""
+    out = np.empty(len(group.rows), np.float32)
+    with one_thread():
+        for *arrays, sel in group.chunks:
+            args = [torch.as_tensor(a, dtype=torch.long, device=device) for a in arrays]
+            out[sel] = _insert(model, args[0], args[1], group.trie, *args[2:]).float().cpu().numpy()
+    return out
 
 
 def _input_tables(model: LSTMModel) -> tuple[torch.Tensor, torch.Tensor]:
     """The LSTM's input term (x·W_ih + biases) of every input token and every op token, (·, 4H)."""
     lstm = model.lstm
-    bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-    return (
-        model.in_embed.weight @ lstm.weight_ih_l0.T + bias,
-        model.op_embed.weight @ lstm.weight_ih_l0.T + bias,
-    )
+    table = model.token_weights().T + lstm.bias_ih_l0 + lstm.bias_hh_l0
+    return table[: model.in_embed.num_embeddings], table[model.in_embed.num_embeddings :]
 
 
 def _step(
@@ -192,15 +249,49 @@ def _insert(
 ) -> torch.Tensor:
     """Predictions for children ``prefix[local] + block + tail[local]``: parents' prefixes (P, 4·t)
     and shifted tails (P, L) are shared; child i's block is depth-3 trie node ``node[i]`` then op ``op2[i]``."""
-    w_hh = model.lstm.weight_hh_l0
-    xproj_in, xproj_op = _input_tables(model)
+    hidden = model.lstm.weight_hh_l0.shape[1]
     if prefix.shape[1]:
         h, c = model.state(prefix)
     else:
-        h = c = torch.zeros(len(prefix), w_hh.shape[1], device=prefix.device)
+        h = c = torch.zeros(len(prefix), hidden, device=prefix.device)
     h, c = _trie_states(model, h, c, trie)
-    h, c = _step(h[local, node], c[local, node], xproj_op[op2], w_hh)
-    tokens = tail[local]
-    for k in range(tail.shape[1]):
-        h, c = _step(h, c, (xproj_in if k % 4 < 2 else xproj_op)[tokens[:, k]], w_hh)
+    n_in = model.in_embed.num_embeddings
+    kinds = torch.tensor([0, 0, n_in, n_in], device=tail.device).repeat(tail.shape[1] // 4)
+    tokens = torch.cat([op2[:, None] + n_in, tail[local] + kinds], dim=1)
+    h = _run_tokens(model, h[local, node], c[local, node], tokens)
     return torch.sigmoid(h @ model.head.weight[0] + model.head.bias[0])
+
+
+def _run_tokens(model: LSTMModel, h: torch.Tensor, c: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Final hidden state after states (n, H) read tokens (n, L) (``c`` is updated in place): input tokens as 0..inputs-1, op
+    tokens as inputs + op. Each step is one matmul of [h, one-hot(token)] with the recurrent weights
+    stacked on every token's input term, gates ordered i, f, o, g, then in-place updates of
+    preallocated buffers (scoring is bound by this loop)."""
+    hidden = h.shape[1]
+    w = _stacked_weights(model)
+    state = torch.zeros(len(h), w.shape[0], device=h.device)  # [h, one-hot]
+    state[:, :hidden] = h
+    one_hot = state[:, hidden:]
+    gates = torch.empty(len(h), 4 * hidden, device=h.device)
+    i, f, o, g = gates.split(hidden, dim=1)
+    tanh_c = torch.empty_like(c)
+    for k in range(tokens.shape[1]):
+        one_hot.zero_().scatter_(1, tokens[:, k : k + 1], 1.0)
+        torch.mm(state, w, out=gates)
+        gates[:, : 3 * hidden].sigmoid_()
+        g.tanh_()
+        c.mul_(f).addcmul_(i, g)
+        torch.mul(o, torch.tanh(c, out=tanh_c), out=state[:, :hidden])
+    return state[:, :hidden]
+
+
+def _stacked_weights(model: LSTMModel) -> torch.Tensor:
+    """(H + inputs + ops, 4H): W_hh^T over every input token's and every op token's input term
+    (:func:`_input_tables`), gate columns reordered from PyTorch's i, f, g, o to i, f, o, g."""
+    hidden = model.lstm.weight_hh_l0.shape[1]
+    order = torch.cat(
+        [torch.arange(2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)]
+    )
+    return torch.cat([model.lstm.weight_hh_l0.T, *_input_tables(model)])[
+        :, order.to(model.lstm.weight_hh_l0.device)
+    ].contiguous()

@@ -79,6 +79,10 @@ class WeightedPredictor(Predictor):
         self.members: dict[str, Predictor] = {}
         self.weights = np.zeros(0)
 
+    @property
+    def own_threads(self) -> bool:
+        return any(make_predictor(name, self.settings).own_threads for name in self.families)
+
     def fit(self, cells: CellsLike, accuracies: Sequence[float]) -> WeightedPredictor:
         """Measure each family's held-out rho over the folds, set the weights, fit on everything."""
         rows = as_token_list(cells)

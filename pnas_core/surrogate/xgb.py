@@ -62,6 +62,10 @@ class XGBPredictor(Predictor):
             objective="reg:absoluteerror" if self.settings.loss == "l1" else "reg:squarederror",
         )
 
+    @property
+    def own_threads(self) -> bool:
+        return self.settings.xgb["n_jobs"] != 1
+
     def fit(self, cells: CellsLike, accuracies: Sequence[float]) -> XGBPredictor:
         """Fit the regressor, its base score set to the mean accuracy."""
         groups = group_by_size(cells)

@@ -24,6 +24,7 @@ rule expand_score:
     params:
         ops=" ".join(OPS),
         code=command_hash("surrogate_cmds.run_expand_score"),
+    threads: 2
     resources:
         gpu=1 if SURROGATE_GPU else 0,
     log:
@@ -32,7 +33,7 @@ rule expand_score:
         f"{RESULTS}/benchmarks/level{{level}}/expand_score.tsv"
     shell:
         "pnas expand-score --parents {input.parents:q} --surrogate {input.surrogate:q} --ops {params.ops}"
-        " --settings {input.settings:q} --out {output.scored:q} > {log:q} 2>&1"
+        " --settings {input.settings:q} --threads {threads} --out {output.scored:q} > {log:q} 2>&1"
 
 
 rule select_top_k:

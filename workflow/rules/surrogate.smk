@@ -23,4 +23,5 @@ rule fit_surrogate:
         f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
     shell:
         "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors}"
-        " --fit-on {params.fit_on} --settings {input.settings:q} {params.warm} --out {output.surrogate:q} > {log:q} 2>&1"
+        " --fit-on {params.fit_on} --settings {input.settings:q} {params.warm} --threads {threads}"
+        " --out {output.surrogate:q} > {log:q} 2>&1"
