@@ -45,6 +45,11 @@ OPTIONS: dict[str, tuple[str, dict]] = {
     "rnn+rank": ("rnn", {"rank_weight": 1.0}),
     "mlp+rank": ("mlp", {"rank_weight": 1.0}),
     "mean+rank": ("mean:rnn+mlp+xgb", {"rank_weight": 1.0}),
+    "rnn-h50": ("rnn", {"embed_dim": 50, "hidden_dim": 50}),
+    "mean-h50": ("mean:rnn+mlp+xgb", {"embed_dim": 50, "hidden_dim": 50}),
+    "mean-h32": ("mean:rnn+mlp+xgb", {"embed_dim": 32, "hidden_dim": 32}),
+    "rnn-e10": ("rnn", {"epochs": 10}),
+    "mean-e10": ("mean:rnn+mlp+xgb", {"epochs": 10}),
 }
 """Option name -> (predictor, or ``mean:`` and the predictors averaged; settings overrides)."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pnas_core import beam
+from pnas_core import beam, scoring
 from pnas_core.space import Space, canonical_tokens, first_rows, insertion_positions, unique_rows
 from pnas_core.surrogate import SurrogateSettings, make_predictor
 from pnas_core.surrogate.jobs import run_jobs
@@ -109,7 +109,7 @@ def main() -> None:
 
     parents = space.sample_tokens(4, args.parents, rng)
     t = Timer()
-    table = beam.expand_and_score(parents, predictors, space, workers=args.threads)
+    table = scoring.expand_and_score(parents, predictors, space, workers=args.threads)
     print(
         f"expand+score the children of {args.parents} parents ({table.num_rows:,} distinct cells, each scored "
         f"on its canonical form) on {args.threads} thread(s): {t} (target <= 3 s)"

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pnas_core import beam
+from pnas_core import beam, scoring
 from pnas_core.benchmark import BenchmarkTable
 from pnas_core.cache import ResultCache
 from pnas_core.cost import search_costs
@@ -198,7 +198,7 @@ def run_search(
         records = pd.concat([rec for _, rec in levels], ignore_index=True)
         fitted = fit(fit_data(records, fit_on), predictors, settings)
         parents = beam.parent_tokens(levels[-1][0], space)
-        scored = evaluator.restrict(beam.expand_and_score(parents, fitted, space, costs))
+        scored = evaluator.restrict(scoring.expand_and_score(parents, fitted, space, costs))
         candidates = beam.select(scored, beam_size, selection)
         levels.append((candidates, _evaluate_level(evaluator, candidates, early_stop)))
         if log is not None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from synthetic import op_accuracy
 
-from pnas_core import beam
+from pnas_core import beam, scoring
 from pnas_core.cli import main
 from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.errors import PnasError
@@ -57,7 +57,7 @@ def test_sample_distinct_seeded():
 def test_expand_and_score_table(predictors):
     space = Space()
     parents = space.sample_tokens(2, 3, np.random.default_rng(0))
-    table = beam.expand_and_score(np.concatenate([parents, parents[:1]]), predictors, space)
+    table = scoring.expand_and_score(np.concatenate([parents, parents[:1]]), predictors, space)
     assert table.schema == beam.scored_schema(["rnn", "mlp", "xgb"])
     df = table.to_pandas()
     children, _ = space.expand(parents)
@@ -79,7 +79,7 @@ def test_scores_are_those_of_the_canonical_cell(predictors):
     parents = np.concatenate(
         [space.sample_tokens(3, 6, rng), space.sample_tokens(3, 2, rng)[:, [4, 5, 6, 7] * 3]]
     )
-    df = beam.expand_and_score(parents, predictors, space).to_pandas()
+    df = scoring.expand_and_score(parents, predictors, space).to_pandas()
     tokens = np.stack([parse(c).tokens() for c in df["cell"]])
     for name, predictor in predictors.items():
         mean, std = predictor.predict(tokens)
@@ -94,13 +94,13 @@ def test_level_with_many_equal_children_trains_each_cell_once(predictors):
     texts = [f"{a};{b}" for a in blocks for b in blocks]
     space = Space()
     parents = np.stack([parse(t).tokens() for t in texts])
-    df = beam.expand_and_score(parents, predictors, space).to_pandas()
+    df = scoring.expand_and_score(parents, predictors, space).to_pandas()
     sequences, _ = space.expand(np.unique(parents, axis=0))
     distinct = set(tokens_to_texts(sequences))
     assert len(df) == len(distinct) < len(sequences)
     assert df["cell"].is_unique and df["cell_id"].is_unique
     assert "0:sep3x3,1:sep3x3;0:max3x3,1:identity;1:sep5x5,1:sep5x5" in distinct
-    top = beam.select(beam.expand_and_score(parents, predictors, space), 500, "mlp").to_pandas()
+    top = beam.select(scoring.expand_and_score(parents, predictors, space), 500, "mlp").to_pandas()
     assert top["cell_id"].is_unique and len(top) == 500
 
 
@@ -123,7 +123,7 @@ def _scored(cells: list[str], scores: list[float]) -> pa.Table:
 def test_select_top_k_best_first_ties_by_text(predictors):
     space = Space()
     parents = space.sample_tokens(1, 2, np.random.default_rng(1))
-    scored = beam.expand_and_score(parents, predictors, space)
+    scored = scoring.expand_and_score(parents, predictors, space)
     for k in (1, 7, 10_000):
         top = beam.select(scored, k, "rnn")
         assert top.schema == beam.candidates_schema(["rnn", "mlp", "xgb"])

@@ -223,7 +223,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_expand_score(args: argparse.Namespace) -> int:
     """Expand the parents and score all children."""
-    from pnas_core import beam
+    from pnas_core import beam, scoring
     from pnas_core.devices import resolve_threads
     from pnas_core.surrogate.bundle import load_predictors
 
@@ -236,7 +236,7 @@ def run_expand_score(args: argparse.Namespace) -> int:
 
         costs = search_costs(load_settings(args.settings))
     workers = resolve_threads(args.threads)
-    table = beam.expand_and_score(parents, load_predictors(args.surrogate), space, costs, workers)
+    table = scoring.expand_and_score(parents, load_predictors(args.surrogate), space, costs, workers)
     beam.write_table(table, args.out)
     costed = " with params and mult_adds" if costs is not None else ""
     print(

@@ -24,7 +24,7 @@ rule expand_score:
     params:
         ops=" ".join(OPS),
         code=command_hash("surrogate_cmds.run_expand_score"),
-    threads: 2
+    threads: config["surrogate_threads"]
     resources:
         gpu=1 if SURROGATE_GPU else 0,
     log:

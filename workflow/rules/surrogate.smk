@@ -14,7 +14,7 @@ rule fit_surrogate:
         warm=lambda wc, input: warm_start_flag(input),
         fit_on=(EARLY_STOP or {}).get("fit_on", "full"),
         code=command_hash("surrogate_cmds.run_fit"),
-    threads: 2
+    threads: config["surrogate_threads"]
     resources:
         gpu=1 if SURROGATE_GPU else 0,
     log:
