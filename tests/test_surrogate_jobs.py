@@ -16,7 +16,14 @@ from synthetic import op_accuracy
 from pnas_core import scoring
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
-from pnas_core.space import Space, cell_id, distinct_blocks, tokens_to_texts
+from pnas_core.space import (
+    Space,
+    canonical_tokens,
+    cell_id,
+    distinct_blocks,
+    insertion_positions,
+    tokens_to_texts,
+)
 from pnas_core.surrogate import SurrogateSettings
 from pnas_core.surrogate.bundle import fit_predictors
 from pnas_core.surrogate.jobs import Jobs, one_job, run_jobs
@@ -148,3 +155,17 @@ def test_distinct_blocks_match_numpy_unique():
     np.testing.assert_array_equal(rows[inverse], blocks)
     with pytest.raises(PnasError, match=r"shape \(n, 4\)"):
         distinct_blocks(blocks.reshape(-1, 8))
+
+
+def test_xgb_scores_on_one_thread_equal_its_threaded_predictions(fit_df):
+    xgb = fit_predictors(fit_df, ["xgb"], SMALL)["xgb"]
+    assert xgb.settings.xgb["n_jobs"] == 2
+    space = Space()
+    parents = canonical_tokens(space.sample_tokens(3, 8, np.random.default_rng(4)))
+    children, parent_index, _ = space.canonical_children(parents)
+    positions = insertion_positions(children, parents[parent_index])
+    ok = positions >= 0
+    blocks = children.reshape(len(children), 4, 4)[ok, positions[ok]]
+    jobs = xgb.insertion_jobs(parents, blocks, positions[ok], parent_index[ok])
+    assert not jobs.alone
+    np.testing.assert_array_equal(jobs.run()[0], xgb.predict(children[ok])[0])

@@ -115,7 +115,8 @@ class Predictor(abc.ABC):
 
     @property
     def own_threads(self) -> bool:
-        """Whether fitting and scoring run threads of their own (then :class:`Jobs` ``alone``)."""
+        """Whether fitting (and, unless the subclass's jobs say otherwise, scoring) runs threads of
+        its own (then :class:`Jobs` ``alone``)."""
         return False
 
     def fit_jobs(

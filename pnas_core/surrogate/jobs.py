@@ -39,8 +39,8 @@ def one_thread() -> Iterator[None]:
 @dataclass(frozen=True)
 class Jobs(Generic[R]):
     """``parts`` to run in any order or concurrently, then ``combine`` of their results in order;
-    ``alone``: the parts run threads of their own (XGBoost's ``n_jobs``), so they run by themselves,
-    after the others (beside a busy thread, XGBoost's thread team ran 10x slower)."""
+    ``alone``: the parts run threads of their own (XGBoost's fit with ``n_jobs`` > 1), so they run
+    by themselves, after the others (beside a busy thread, XGBoost's thread team ran 10x slower)."""
 
     parts: Sequence[Callable[[], Any]]
     combine: Callable[[list[Any]], R]

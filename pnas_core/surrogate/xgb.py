@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from xgboost import XGBRegressor
 
 from pnas_core.errors import PnasError
-from pnas_core.space import MAX_BLOCKS, OPS
+from pnas_core.space import MAX_BLOCKS, OPS, insert_blocks
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size, register
 from pnas_core.surrogate.cost_features import NAMES, cost_features
+from pnas_core.surrogate.jobs import Jobs, one_job
 
 MODEL_FILE = "model.json"
 N_INPUTS = MAX_BLOCKS + 1
@@ -89,6 +91,24 @@ class XGBPredictor(Predictor):
 
     def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pred = self.model.predict(self._features(tokens)).astype(np.float32)
+        return np.clip(pred, 0.0, 1.0), np.zeros(len(tokens), np.float32)
+
+    def insertion_jobs(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> Jobs[tuple[np.ndarray, np.ndarray]]:
+        """One part that scores on a single XGBoost thread, so it can share the pool with the
+        ensembles' members: each row's prediction sums the same trees in the same order on any
+        thread count, so the scores equal :meth:`predict_insertions`'."""
+        self._require_fitted()
+        return one_job(partial(self._insertions_on_one_thread, parents, blocks, positions, parent_index))
+
+    def _insertions_on_one_thread(
+        self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        tokens = insert_blocks(parents[parent_index], blocks, positions)
+        booster = self.model.get_booster().copy()
+        booster.set_param({"nthread": 1})
+        pred = np.asarray(booster.inplace_predict(self._features(tokens)), np.float32)
         return np.clip(pred, 0.0, 1.0), np.zeros(len(tokens), np.float32)
 
     def _save_state(self, folder: Path) -> None:
