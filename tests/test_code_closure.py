@@ -62,6 +62,8 @@ def test_unknown_command_is_an_error() -> None:
         ("quality.py", {"eval"}),
         ("figures/style.py", {"figure_quality", "figure_pareto", "final"}),
         ("surrogate/rnn.py", {"fit", "expand", "eval"}),
+        ("scoring.py", {"expand"}),  # beam's select/enumerate/sample jobs stay free of the predictors
+        ("surrogate/jobs.py", {"fit", "expand", "eval"}),
         ("beam.py", {"enumerate", "sample", "expand", "select", "eval", "promote"}),
         ("early_stop.py", {"promote", "finish"}),
         ("checkpoint.py", {"train", "final", "expand"}),  # expand-score reads train settings
