@@ -20,7 +20,7 @@ from pnas_core.space import OPS
 from pnas_core.surrogate.base import register
 from pnas_core.surrogate.cost_features import NAMES, scaled_features
 from pnas_core.surrogate.jobs import one_thread
-from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble
+from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, ensemble_scores
 
 PARENT_CHUNK = 64
 """Parents scored together on the fast path (bounds memory: chunk x blocks x hidden floats)."""
@@ -95,7 +95,7 @@ class GraphPredictor(TorchEnsemble):
                 preds[i, start * m : (start + len(chunk)) * m] = (
                     _children(model, tokens, t, b, children).reshape(-1).float().cpu().numpy()
                 )
-        return preds.mean(axis=0), preds.std(axis=0)
+        return ensemble_scores(preds)
 
     def predict_insertions(
         self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray

@@ -75,7 +75,7 @@ class MLPPredictor(TorchEnsemble):
                 pre1 = (parent_term[:, None, :] + block_term[None]) / n_blocks + bias
                 out = model.top(pre1)
                 preds[i, start * m : (start + len(t)) * m] = out.reshape(-1).float().cpu().numpy()
-        return preds.mean(axis=0), preds.std(axis=0)
+        return ensemble_scores(preds)
 
     def predict_insertions(
         self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray

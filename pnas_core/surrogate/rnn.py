@@ -39,13 +39,18 @@ class LSTMModel(TokenModel):
         j (column inputs + j)."""
         return self.lstm.weight_ih_l0 @ torch.cat([self.in_embed.weight, self.op_embed.weight]).T
 
+    def joint_ids(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token rows (n, 4·k) as ids of :meth:`token_weights`' columns: input tokens as they are, op
+        tokens after the inputs."""
+        n_in = self.in_embed.num_embeddings
+        return tokens + torch.tensor([0, 0, n_in, n_in], device=tokens.device).repeat(tokens.shape[1] // 4)
+
     def state(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (h, c), each (n, hidden), after reading tokens (n, 4·b)."""
-        n, length = tokens.shape
-        n_in, lstm = self.in_embed.num_embeddings, self.lstm
-        kinds = torch.tensor([0, 0, n_in, n_in], device=tokens.device).repeat(length // 4)
-        one_hot = nn.functional.one_hot(tokens + kinds, n_in + self.op_embed.num_embeddings)
-        zeros = torch.zeros(1, n, lstm.hidden_size, device=tokens.device)
+        lstm = self.lstm
+        vocabulary = self.in_embed.num_embeddings + self.op_embed.num_embeddings
+        one_hot = nn.functional.one_hot(self.joint_ids(tokens), vocabulary)
+        zeros = torch.zeros(1, len(tokens), lstm.hidden_size, device=tokens.device)
         weights = [self.token_weights(), lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
         _, h, c = torch.lstm(
             one_hot.to(zeros.dtype), (zeros, zeros), weights, True, 1, 0.0, self.training, False, True
@@ -99,7 +104,7 @@ class RNNPredictor(TorchEnsemble):
                 )
                 out = _continue(model, t, trie)
                 preds[i, start * m : (start + len(t)) * m] = out.reshape(-1).float().cpu().numpy()
-        return preds.mean(axis=0), preds.std(axis=0)
+        return ensemble_scores(preds)
 
     def predict_insertions(
         self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
@@ -122,7 +127,7 @@ class RNNPredictor(TorchEnsemble):
             preds = np.empty((len(self.members), len(blocks)), np.float32)
             for k, result in enumerate(results):
                 preds[k // len(plan), plan[k % len(plan)].rows] = result
-            return ensemble_scores(list(preds))
+            return ensemble_scores(preds)
 
         return Jobs(parts, combine)
 
@@ -255,9 +260,7 @@ def _insert(
     else:
         h = c = torch.zeros(len(prefix), hidden, device=prefix.device)
     h, c = _trie_states(model, h, c, trie)
-    n_in = model.in_embed.num_embeddings
-    kinds = torch.tensor([0, 0, n_in, n_in], device=tail.device).repeat(tail.shape[1] // 4)
-    tokens = torch.cat([op2[:, None] + n_in, tail[local] + kinds], dim=1)
+    tokens = torch.cat([op2[:, None] + model.in_embed.num_embeddings, model.joint_ids(tail[local])], dim=1)
     h = _run_tokens(model, h[local, node], c[local, node], tokens)
     return torch.sigmoid(h @ model.head.weight[0] + model.head.bias[0])
 

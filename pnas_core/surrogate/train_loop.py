@@ -135,7 +135,7 @@ class TorchEnsemble(Predictor):
             t = torch.as_tensor(tokens[start : start + PREDICT_CHUNK], dtype=torch.long, device=self.device)
             for i, model in enumerate(self.members):
                 preds[i, start : start + len(t)] = model(t).float().cpu().numpy()
-        return preds.mean(axis=0), preds.std(axis=0)
+        return ensemble_scores(preds)
 
     def _save_state(self, folder: Path) -> None:
         torch.save(
@@ -151,9 +151,9 @@ class TorchEnsemble(Predictor):
             self.members.append(model.to(self.device).eval())
 
 
-def ensemble_scores(member_preds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The ensemble's (mean, std) over members' float32 predictions."""
-    preds = np.stack(member_preds)
+def ensemble_scores(member_preds: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble's (mean, std) over members' float32 predictions (a list, or rows of an array)."""
+    preds = np.asarray(member_preds)
     return preds.mean(axis=0), preds.std(axis=0)
 
 

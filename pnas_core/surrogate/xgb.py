@@ -90,8 +90,7 @@ class XGBPredictor(Predictor):
         return np.concatenate([x, cost_features(tokens)], axis=1) if self.settings.cost_features else x
 
     def _predict_tokens(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pred = self.model.predict(self._features(tokens)).astype(np.float32)
-        return np.clip(pred, 0.0, 1.0), np.zeros(len(tokens), np.float32)
+        return _scores(self.model.predict(self._features(tokens)))
 
     def insertion_jobs(
         self, parents: np.ndarray, blocks: np.ndarray, positions: np.ndarray, parent_index: np.ndarray
@@ -108,8 +107,7 @@ class XGBPredictor(Predictor):
         tokens = insert_blocks(parents[parent_index], blocks, positions)
         booster = self.model.get_booster().copy()
         booster.set_param({"nthread": 1})
-        pred = np.asarray(booster.inplace_predict(self._features(tokens)), np.float32)
-        return np.clip(pred, 0.0, 1.0), np.zeros(len(tokens), np.float32)
+        return _scores(booster.inplace_predict(self._features(tokens)))
 
     def _save_state(self, folder: Path) -> None:
         self.model.save_model(folder / MODEL_FILE)
@@ -117,3 +115,9 @@ class XGBPredictor(Predictor):
     def _load_state(self, folder: Path) -> None:
         self.model = self._regressor()
         self.model.load_model(folder / MODEL_FILE)
+
+
+def _scores(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """XGBoost's raw predictions as (mean clipped to [0, 1], spread 0), float32."""
+    pred = np.asarray(pred, np.float32)
+    return np.clip(pred, 0.0, 1.0), np.zeros(len(pred), np.float32)
