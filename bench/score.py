@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from pnas_core import beam, scoring
 from pnas_core.space import Space, canonical_tokens, first_rows, insertion_positions, unique_rows
-from pnas_core.surrogate import SurrogateSettings, make_predictor
-from pnas_core.surrogate.jobs import run_jobs
+from pnas_core.surrogate import SurrogateSettings
+from pnas_core.surrogate.bundle import fit_predictors
 
 
 class Timer:
@@ -103,8 +104,8 @@ def main() -> None:
     torch.optim.Adam(torch.nn.Linear(1, 1).parameters())
     print(f"first torch.optim optimizer of the process (imports torch._dynamo, once per process): {t}")
     names, t = ("rnn", "mlp", "xgb"), Timer()
-    jobs = [make_predictor(name, settings).fit_jobs(cells, acc) for name in names]
-    predictors = dict(zip(names, run_jobs(jobs, args.threads), strict=True))
+    fit_df = pd.DataFrame({"cell": cells, "val_acc": acc})
+    predictors = fit_predictors(fit_df, names, settings, workers=args.threads)
     print(f"fit all three on {args.threads} thread(s): {t} (target <= 5 s)")
 
     parents = space.sample_tokens(4, args.parents, rng)

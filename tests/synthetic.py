@@ -1,8 +1,14 @@
-"""A synthetic accuracy with a known ranking, shared by the predictor, beam and quality tests."""
+"""A synthetic accuracy with a known ranking, shared by the predictor, beam and quality tests, and
+training records that carry it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
+
+from pnas_core.space import cell_id, tokens_to_texts
 
 OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
 """Accuracy effect of each op (token order of ``pnas_core.space.OPS``)."""
@@ -13,3 +19,18 @@ def op_accuracy(tokens: np.ndarray, rng: np.random.Generator | None = None) -> n
     b = tokens.shape[1] // 4
     acc = 0.7 + (OP_EFFECT[tokens[:, 2::4]].sum(1) + OP_EFFECT[tokens[:, 3::4]].sum(1)) / b
     return acc if rng is None else acc + rng.normal(0, 0.003, len(tokens))
+
+
+def write_records(path: Path, tokens: np.ndarray, status: str = "ok") -> None:
+    """A training-record Parquet of equal-size token rows with :func:`op_accuracy` as ``val_acc``."""
+    texts = tokens_to_texts(tokens)
+    pd.DataFrame(
+        {
+            "cell": texts,
+            "cell_id": [cell_id(t) for t in texts],
+            "num_blocks": tokens.shape[1] // 4,
+            "val_acc": op_accuracy(tokens),
+            "status": status,
+            "params": 1000,
+        }
+    ).to_parquet(path)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from synthetic import op_accuracy
+from synthetic import op_accuracy, write_records
 
 from pnas_core import beam, scoring
 from pnas_core.cli import main
@@ -159,20 +159,6 @@ def test_select_errors():
         beam.select(_scored(["0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3"], [float("nan")]), 1, "xgb")
 
 
-def _records(path, tokens: np.ndarray, status: str = "ok") -> None:
-    texts = tokens_to_texts(tokens)
-    pd.DataFrame(
-        {
-            "cell": texts,
-            "cell_id": [cell_id(t) for t in texts],
-            "num_blocks": tokens.shape[1] // 4,
-            "val_acc": op_accuracy(tokens),
-            "status": status,
-            "params": 1000,
-        }
-    ).to_parquet(path)
-
-
 def test_cli_beam_level(tmp_path, capsys):
     ops = ["sep3x3", "max3x3", "identity"]
     space = Space.from_names(ops)
@@ -181,8 +167,10 @@ def test_cli_beam_level(tmp_path, capsys):
         '{"ensemble_size": 2, "embed_dim": 8, "hidden_dim": 8, "epochs": 2, "xgb": {"n_estimators": 10}}'
     )
     assert main(["enumerate", "--ops", *ops, "--out", str(tmp_path / "l1/candidates.parquet")]) == 0
-    _records(tmp_path / "r1.parquet", space.one_block_tokens())
-    _records(tmp_path / "r_bad.parquet", space.sample_tokens(1, 3, np.random.default_rng(0)), status="failed")
+    write_records(tmp_path / "r1.parquet", space.one_block_tokens())
+    write_records(
+        tmp_path / "r_bad.parquet", space.sample_tokens(1, 3, np.random.default_rng(0)), status="failed"
+    )
     assert (
         main(
             [

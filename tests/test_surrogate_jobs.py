@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from synthetic import op_accuracy
+from synthetic import op_accuracy, write_records
 
 from pnas_core import scoring
 from pnas_core.cli import main
@@ -19,7 +19,6 @@ from pnas_core.errors import PnasError
 from pnas_core.space import (
     Space,
     canonical_tokens,
-    cell_id,
     distinct_blocks,
     insertion_positions,
     tokens_to_texts,
@@ -59,18 +58,7 @@ def test_fit_and_scores_are_the_same_for_any_thread_count(fit_df):
 
 def test_cli_threads_give_the_same_files(tmp_path, capsys):
     space = Space.from_names(["sep3x3", "max3x3", "identity"])
-    one = space.one_block_tokens()
-    texts = tokens_to_texts(one)
-    pd.DataFrame(
-        {
-            "cell": texts,
-            "cell_id": [cell_id(t) for t in texts],
-            "num_blocks": 1,
-            "val_acc": op_accuracy(one),
-            "status": "ok",
-            "params": 1000,
-        }
-    ).to_parquet(tmp_path / "records.parquet")
+    write_records(tmp_path / "records.parquet", space.one_block_tokens())
     (tmp_path / "s.json").write_text('{"ensemble_size": 3, "embed_dim": 8, "hidden_dim": 8, "epochs": 2}')
     ops = ["--ops", "sep3x3", "max3x3", "identity"]
     assert main(["enumerate", *ops, "--out", str(tmp_path / "l1.parquet")]) == 0
