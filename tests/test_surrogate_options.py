@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_beam import _records
+from synthetic import write_records
 from test_workflow import make_project, snakemake
 
 from pnas_core.cli import main
@@ -78,8 +78,8 @@ def test_warm_start_from_previous_level(data, tmp_path, name):
 
 def test_cli_fit_surrogate_warm_from(tmp_path: Path, capsys):
     space = Space.from_names(["sep3x3", "max3x3"])
-    _records(tmp_path / "r1.parquet", space.one_block_tokens())
-    _records(tmp_path / "r2.parquet", space.sample_tokens(2, 12, np.random.default_rng(0)))
+    write_records(tmp_path / "r1.parquet", space.one_block_tokens())
+    write_records(tmp_path / "r2.parquet", space.sample_tokens(2, 12, np.random.default_rng(0)))
     settings = tmp_path / "s.json"
     settings.write_text(json.dumps({**SMALL.to_dict(), "warm_start": True, "xgb": {"n_estimators": 5}}))
     fit = ["fit-surrogate", "--predictors", "rnn", "mlp", "xgb", "--settings", str(settings)]
