@@ -23,6 +23,18 @@ def fingerprint_arrays(name: str, arrays: list[torch.Tensor]) -> str:
     return f"{name}-{c}x{hh}x{w}-{sizes}-{h.hexdigest()[:16]}"
 
 
+def split_sizes(fingerprint: str) -> tuple[int, int, int]:
+    """(train, validation, test) images of a dataset, read from its :func:`fingerprint_arrays`."""
+    parts = fingerprint.split("-")
+    try:
+        sizes = tuple(int(n) for n in parts[-2].split("/"))
+    except (IndexError, ValueError):
+        sizes = ()
+    if len(sizes) != 3:
+        raise PnasError(f"dataset fingerprint {fingerprint!r} is not name-CxHxW-train/val/test-hash")
+    return sizes  # type: ignore[return-value]
+
+
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(keep, held_out)`` with about ``fraction`` of each class held out, both sorted."""
     from sklearn.model_selection import train_test_split

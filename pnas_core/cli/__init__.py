@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "final_cmds",
     "schema_cmds",
     "bench_cmds",
+    "replicate_cmds",
 )
 
 

@@ -5,6 +5,7 @@ interval as a band (``pnas simulate``)."""
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from pnas_core.figures.style import PREDICTOR_COLORS, new_figure
@@ -28,6 +29,23 @@ def strategy_style(name: str, i: int) -> dict[str, str]:
     return {"color": FALLBACK_COLORS[i % len(FALLBACK_COLORS)]}
 
 
+def plot_bands(ax: Axes, curves: pd.DataFrame, x: str, col: str) -> None:
+    """One step line per strategy of ``curves`` (``<col>_mean`` against column ``x``) with its 95%
+    interval (``<col>_lo``, ``<col>_hi``) as a band."""
+    for i, (name, part) in enumerate(curves.groupby("strategy", sort=False)):
+        style = strategy_style(str(name), i)
+        ax.step(part[x], part[f"{col}_mean"], where="post", label=str(name), **style)
+        ax.fill_between(
+            part[x],
+            part[f"{col}_lo"],
+            part[f"{col}_hi"],
+            step="post",
+            color=style["color"],
+            alpha=0.2,
+            linewidth=0,
+        )
+
+
 def simulation_figure(
     curves: pd.DataFrame, seeds: int, top_k: int, title: str, level_starts: list[int] | tuple[int, ...] = ()
 ) -> Figure:
@@ -40,19 +58,7 @@ def simulation_figure(
         ("topk", f"mean of the top {top_k} validation accuracies so far"),
     )
     for ax, (col, label) in zip(axes, panels, strict=True):
-        for i, (name, part) in enumerate(curves.groupby("strategy", sort=False)):
-            style = strategy_style(str(name), i)
-            x = part["models_trained"]
-            ax.step(x, part[f"{col}_mean"], where="post", label=str(name), **style)
-            ax.fill_between(
-                x,
-                part[f"{col}_lo"],
-                part[f"{col}_hi"],
-                step="post",
-                color=style["color"],
-                alpha=0.2,
-                linewidth=0,
-            )
+        plot_bands(ax, curves, "models_trained", col)
         for start in level_starts:
             ax.axvline(start - 0.5, color="grey", linestyle=":", linewidth=0.9)
         ax.set_title(label)

@@ -90,6 +90,12 @@ if config["quality"]["train_size"] > config["quality"]["cells_per_size"]:
         f"quality.train_size: {config['quality']['train_size']} is more than quality.cells_per_size "
         f"({config['quality']['cells_per_size']}), the cells there are to fit on"
     )
+_evolution = config["replicates"]["evolution"]
+if _evolution["sample"] > _evolution["population"]:
+    fail(
+        f"replicates.evolution.sample: {_evolution['sample']} is more than replicates.evolution.population "
+        f"({_evolution['population']}), the members a tournament draws from"
+    )
 
 with open(Path(workflow.basedir) / "schemas" / "train.schema.json") as _fh:
     _TRAIN_SCHEMA = json.load(_fh)

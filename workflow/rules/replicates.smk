@@ -1,0 +1,103 @@
+# Replicated searches (`snakemake --cores N replicates`): for every seed of replicates.seeds, the
+# configured search (PNAS with the search section's predictors, selection, K, B and early stopping)
+# and each baseline of replicates.baselines, one job per (strategy, seed) that runs the whole strategy
+# in process, training through the shared result cache: a killed job reruns and reads back what it had
+# trained. Then one comparison of them all (docs/method.md, "Replicated searches").
+
+REPLICATES = config["replicates"]
+REPLICATE_DIR = f"{RESULTS}/replicates"
+
+
+def pnas_strategy_text():
+    """The configured search as a `pnas replicate --strategy` text (pnas_core.strategies)."""
+    search = config["search"]
+    by, predictors = search["select_by"], "+".join(search["predictors"])
+    head = f"pnas:{by}:{predictors}"
+    if EARLY_STOP:
+        rungs = "+".join(str(r) for r in EARLY_STOP["rungs"])
+        head = f"pnas-es:{rungs}:{EARLY_STOP['keep']}:{EARLY_STOP.get('fit_on', 'full')}:{by}:{predictors}"
+    options = [f"kappa={search['ucb_kappa']}"] if by == "ucb" else []
+    options += [f"{key}={search[key]}" for key in ("max_params", "max_mult_adds") if search[key] is not None]
+    options += [f"pareto={search['pareto_cost']}"] if search["pareto"] else []
+    return head + ("@" + ",".join(options) if options else "")
+
+
+REPLICATE_STRATEGIES = {
+    "pnas": pnas_strategy_text(),
+    "random": "random",
+    "evolution": "evolution@population={population},sample={sample}".format(**REPLICATES["evolution"]),
+    "local": "local",
+}
+"""Strategy texts by name: the search and every baseline the config may list."""
+REPLICATE_NAMES = ["pnas", *REPLICATES["baselines"]]
+
+
+def replicate_runs():
+    return [f"{REPLICATE_DIR}/{name}/seed{seed}.parquet" for seed in REPLICATES["seeds"] for name in REPLICATE_NAMES]
+
+
+rule replicate:
+    input:
+        settings=f"{RESULTS}/settings/train_seed{{seed}}.json",
+        surrogate=f"{RESULTS}/settings/surrogate.json",
+    output:
+        run=f"{REPLICATE_DIR}/{{strategy}}/seed{{seed}}.parquet",
+    wildcard_constraints:
+        strategy="|".join(REPLICATE_STRATEGIES),
+        seed=r"\d+",
+    params:
+        text=lambda wc: REPLICATE_STRATEGIES[wc.strategy],
+        ops=" ".join(OPS),
+        max_blocks=B,
+        beam_size=K,
+        budget=f"--budget {REPLICATES['budget']}" if REPLICATES["budget"] else "",
+        cache=CACHE_DIR,
+        code=command_hash("replicate_cmds.run_replicate"),
+    threads: config["train_threads"]
+    resources:
+        gpu=1 if TRAIN_GPU else 0,
+    log:
+        f"{RESULTS}/logs/replicates/{{strategy}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/replicates/{{strategy}}/seed{{seed}}.tsv"
+    shell:
+        "pnas replicate --strategy {params.text:q} --name {wildcards.strategy} --settings {input.settings:q}"
+        " --surrogate-settings {input.surrogate:q} --ops {params.ops} --max-blocks {params.max_blocks}"
+        " --beam-size {params.beam_size} {params.budget} --cache-dir {params.cache:q} --threads {threads}"
+        " --out {output.run:q} > {log:q} 2>&1"
+
+
+rule compare_replicates:
+    input:
+        runs=replicate_runs(),
+    output:
+        comparison=f"{REPLICATE_DIR}/comparison.parquet",
+        text=f"{REPLICATE_DIR}/comparison.txt",
+        strategies=report(
+            f"{REPLICATE_DIR}/strategies.csv", caption="../report/replicates_table.rst", category="4. Replicates"
+        ),
+        paired=report(
+            f"{REPLICATE_DIR}/paired.csv", caption="../report/replicates_table.rst", category="4. Replicates"
+        ),
+        reach=f"{REPLICATE_DIR}/reach.csv",
+        png=report(
+            f"{REPLICATE_DIR}/replicates.png",
+            caption="../report/replicates.rst",
+            category="4. Replicates",
+            labels={"figure": "Replicated searches"},
+        ),
+        pdf=f"{REPLICATE_DIR}/replicates.pdf",
+        csv=f"{REPLICATE_DIR}/replicates.csv",
+    params:
+        out_dir=REPLICATE_DIR,
+        code=command_hash("replicate_cmds.run_compare"),
+    log:
+        f"{RESULTS}/logs/replicates/compare.log",
+    shell:
+        # the comparison is printed (the job's output) and kept in comparison.txt
+        "pnas compare-replicates --runs {input.runs:q} --reference pnas --out-dir {params.out_dir:q} 2> {log:q}"
+
+
+rule replicates:
+    input:
+        rules.compare_replicates.output,
