@@ -136,8 +136,8 @@ def _within(acc: np.ndarray, cumulative: np.ndarray, limit: np.ndarray) -> np.nd
 
 def compute_curves(runs: Runs, top_k: int = TOP_K, points: int = GRID_POINTS) -> pd.DataFrame:
     """Per strategy, best and top-k mean so far against training compute: mean and 95% interval over
-    seeds at ``points`` costs from 0 to the largest total, each strategy up to the smallest total any
-    of its seeds spent (beyond it some seeds have no reading). Columns: strategy, compute, then as
+    seeds at ``points`` evenly spaced costs up to the largest total, each strategy up to (and at) the
+    smallest total any of its seeds spent (beyond it some seeds have no reading). Columns: strategy, compute, then as
     :func:`curves`."""
     top = max(float(runs.cost[n].sum(axis=1).max()) for n in runs.strategies)
     grid = np.linspace(0.0, top, points + 1)[1:]
@@ -145,7 +145,7 @@ def compute_curves(runs: Runs, top_k: int = TOP_K, points: int = GRID_POINTS) ->
     for name in runs.strategies:
         cumulative = runs.cumulative_cost(name)
         end = float(cumulative[:, -1].min())
-        x = grid[grid <= end]
+        x = np.append(grid[grid < end], end)
         columns: dict[str, np.ndarray] = {}
         for col, fn in (("best", np.nanmax), ("topk", None)):
             values = np.full((len(runs.seeds), len(x)), np.nan)

@@ -140,11 +140,11 @@ class TrainingEvaluator(Evaluator):
         for text in cells:
             if self.cache is None:
                 rung = None if stop is None else Rung(stop[0])
-                record = train_candidate(text, self.settings, self.data, rung=rung)
+                record, how = train_candidate(text, self.settings, self.data, rung=rung), "trained"
             else:  # the workflow's own cache logic (pnas_core.shard): read, else train under the lock
-                record, _, _ = train_or_get(text, self.settings, self.data, self.cache, stop=stop)
+                record, how, _ = train_or_get(text, self.settings, self.data, self.cache, stop=stop)
             if self.log is not None:
-                self.log(f"{text}: val_acc {record['val_acc']} ({record['status']})")
+                self.log(f"{text}: val_acc {record['val_acc']} ({record['status']}, {how})")
             records.append(record)
         return pd.DataFrame(records, columns=list(RECORD_COLUMNS))
 

@@ -16,18 +16,15 @@ from pnas_core.benchmark import load_table
 from pnas_core.errors import PnasError
 from pnas_core.search import table_costs
 from pnas_core.selection import Selection
-from pnas_core.simulate import (
+from pnas_core.simulate import Simulation, curves, simulate, summarize
+from pnas_core.space import parse
+from pnas_core.strategies import (
     POOLED_DEFAULT,
     PnasStrategy,
     RandomStrategy,
-    Simulation,
     check_strategies,
-    curves,
     parse_strategy,
-    simulate,
-    summarize,
 )
-from pnas_core.space import parse
 
 ALL = POOLED_DEFAULT
 BUDGET = 48_000  # about the median params of the shipped table's two-block cells
@@ -126,7 +123,8 @@ def test_budgeted_strategies_never_train_a_b_block_cell_over_budget(table, selec
     assert unbudgeted  # the budget binds: plain random search draws cells above it
     summary = summarize(selection_runs[0], table).set_index("strategy")
     budgeted = summary.loc[f"random@max_params={BUDGET}"]
-    assert budgeted["params_trained"] <= BUDGET < summary.loc["random", "params_trained"]
+    assert budgeted["params_trained"] <= BUDGET
+    assert budgeted["params_trained"] < summary.loc["random", "params_trained"]
     # a budgeted PNAS is compared with random search under the same budget, if simulated
     assert summary.loc[f"pnas:mean@max_params={BUDGET}", "baseline"] == f"random@max_params={BUDGET}"
     assert summary.loc["pnas:ucb:mlp+xgb@max_mult_adds=490000,pareto=params", "baseline"] == "random"
@@ -223,22 +221,38 @@ def test_bad_strategies_are_refused(strategies, message) -> None:
 
 def test_cli_writes_the_strategy_table_and_figure(tmp_path) -> None:
     cmd = [sys.executable, "-m", "pnas_core", "simulate", "--seeds", "2", "--beam-size", "4"]
-    proc = subprocess.run(
-        [*cmd, "--strategies", "pnas:xgb", "random", "random@max_params=48000", "--out-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "pnas:xgb" in proc.stdout and "random@max_params=48000" in proc.stdout
-    assert "predictor fitting: xgb" in proc.stdout and "params trained / best" in proc.stdout
-    summary = pd.read_csv(tmp_path / "strategies.csv")
-    assert summary["strategy"].tolist() == ["pnas:xgb", "random", "random@max_params=48000"]
+    strategies = ["pnas:xgb", "evolution@population=8,sample=3", "local", "random", "random@max_params=48000"]
+    outputs = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        proc = subprocess.run(
+            [*cmd, "--strategies", *strategies, "--out-dir", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    stdout = outputs[0]
+    assert "pnas:xgb" in stdout and "random@max_params=48000" in stdout
+    assert "predictor fitting: xgb" in stdout and "params trained / best" in stdout
+    # the paired differences against every baseline, and the equal-compute readings
+    assert "best at equal compute" in stdout and "Wilcoxon" in stdout
+    for base in strategies[1:]:
+        assert re.search(rf"^pnas:xgb +{re.escape(base)} +best +M models ", stdout, re.M)
+        assert re.search(rf"^pnas:xgb +{re.escape(base)} +top-5 mean +equal compute ", stdout, re.M)
+    summary = pd.read_csv(tmp_path / "a" / "strategies.csv")
+    assert summary["strategy"].tolist() == strategies
+    assert {"best_ec_mean", "topk_ec_lo", "cost_mean", "seconds_mean"} <= set(summary.columns)
     budgeted = summary.set_index("strategy").loc["random@max_params=48000"]
     assert max(budgeted["params_trained"], budgeted["params_best"]) <= 48_000
-    assert (tmp_path / "simulation.png").stat().st_size > 0 and (tmp_path / "simulation.csv").is_file()
+    paired = pd.read_csv(tmp_path / "a" / "paired.csv")
+    assert set(paired["baseline"]) == set(strategies[1:]) and set(paired["strategy"]) == {"pnas:xgb"}
+    # deterministic for a seed: the same tables twice
+    for name in ("strategies.csv", "paired.csv", "reach.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "simulation.png").stat().st_size > 0
     bad = subprocess.run(
-        [*cmd, "--strategies", "nope", "--out-dir", str(tmp_path)], capture_output=True, text=True
+        [*cmd, "--strategies", "nope", "--out-dir", str(tmp_path / "c")], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "unknown strategy 'nope'" in bad.stderr
 

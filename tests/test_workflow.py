@@ -18,21 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from workflow_project import REPO, TINY, make_project, snakemake
+from workflow_project import REPO, TINY, make_project, planned_jobs, snakemake
 
 from pnas_core.space import parse
 
 pytestmark = pytest.mark.slow
-
-
-def planned_jobs(root: Path, *targets: str, configs: tuple[str, ...] = ("tiny.yaml",)) -> dict[str, int]:
-    """Job counts by rule of a dry run (empty when nothing is to be done)."""
-    proc = snakemake(root, "-n", *targets, configs=configs)
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    stats = text.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stats, re.M)}
 
 
 def train_log_counts(root: Path) -> tuple[int, int]:

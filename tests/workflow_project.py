@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -34,3 +35,13 @@ def snakemake(
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def planned_jobs(root: Path, *targets: str, configs: tuple[str, ...] = ("tiny.yaml",)) -> dict[str, int]:
+    """Job counts by rule of a dry run (empty when nothing is to be done)."""
+    proc = snakemake(root, "-n", *targets, configs=configs)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    stats = text.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stats, re.M)}

@@ -10,6 +10,8 @@ from pathlib import Path
 from pnas_core.space import MAX_BLOCKS, OPS
 
 DEFAULT_TABLE = "digits_b2"
+BASELINE_KINDS = ("random", "evolution", "local")
+"""Strategy kinds that are baselines: every other strategy is compared with each of them, seed by seed."""
 DEFAULT_STRATEGIES = (
     "pnas:mean",
     "pnas:rnn",
@@ -68,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="KIND[:ARGS][@KEY=VALUE,..]: pnas[:BY[:P1+P2]] (BY: mean, ucb, rnn, mlp, xgb, gnn, weighted) with options kappa=K (BY ucb), "
         "max_params=N, max_mult_adds=N, pareto=params|mult_adds; pnas-es:R1+R2:KEEP[:FIT_ON[:BY[:P1+P2]]] "
         "(early stopping at epochs R1, R2 keeping the share KEEP; same options); random with options max_params=N, "
-        "max_mult_adds=N (draws among the B-block cells within budget); e.g. pnas:ucb@kappa=2 "
+        "max_mult_adds=N (draws among the B-block cells within budget); evolution with options population=P, "
+        "sample=S (default 20, 5); local; e.g. pnas:ucb@kappa=2 "
         "pnas:mean@max_params=48000 random@max_params=48000 pnas:mean@pareto=params "
         "(default: " + " ".join(DEFAULT_STRATEGIES) + ")",
     )
@@ -203,6 +206,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Simulate, print the strategy table, write strategies.csv and the figure."""
     import time
 
+    import pandas as pd
+
+    from pnas_core import comparison
     from pnas_core.atomic import atomic_path
     from pnas_core.benchmark import load_table
     from pnas_core.errors import PnasError
@@ -220,8 +226,21 @@ def run_simulate(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     summary = summarize(sim, table)
     curve = curves(sim)
+    runs = sim.runs()
+    against = [s for s in args.strategies if s.partition("@")[0].partition(":")[0] in BASELINE_KINDS]
+    compute = comparison.strategy_summary(runs)
+    paired = comparison.paired_differences(runs, against) if len(against) < len(args.strategies) else None
+    reach = comparison.reach_baseline(runs, against)
+    extra = [
+        c for c in compute.columns if c.startswith(("best_ec", "topk_ec", "models_ec", "cost_", "seconds_"))
+    ]
+    summary = summary.merge(compute[["strategy", *extra]], on="strategy")
     with atomic_path(args.out_dir / "strategies.csv") as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    for name, frame in (("paired", paired), ("reach", reach)):
+        if frame is not None:
+            with atomic_path(args.out_dir / f"{name}.csv") as tmp:
+                frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     title = f"{Path(str(args.table)).stem}, K = {args.beam_size}"
     with figure_style():
         n1 = int((table.cells["num_blocks"] == 1).sum())
@@ -238,6 +257,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         f"mean [95% interval] over seeds"
     )
     print(format_summary(summary))
+    print()
+    empty = paired if paired is not None else pd.DataFrame()
+    print(comparison.format_comparison(compute, empty, reach, args.seeds))
     fits = ", ".join(f"{n} {sim.fit_count[n]} fits {s:.1f} s" for n, s in sim.fit_seconds.items())
     per = ", ".join(f"{n} {s:.1f} s" for n, s in sim.seconds.items())
     print(f"CPU time per strategy: {per}; predictor fitting: {fits or 'none'}; wall {wall:.1f} s")

@@ -200,3 +200,37 @@ def select_flags():
     if search["pareto"]:
         flags.append(f"--pareto --pareto-cost {search['pareto_cost']}")
     return " ".join(flags)
+
+
+# The replicated searches (rules/replicates.smk).
+REPLICATES = config["replicates"]
+REPLICATE_DIR = f"{RESULTS}/replicates"
+
+
+def pnas_strategy_text():
+    """The configured search as a `pnas replicate --strategy` text (pnas_core.strategies)."""
+    search = config["search"]
+    by, predictors = search["select_by"], "+".join(search["predictors"])
+    head = f"pnas:{by}:{predictors}"
+    if EARLY_STOP:
+        rungs = "+".join(str(r) for r in EARLY_STOP["rungs"])
+        head = f"pnas-es:{rungs}:{EARLY_STOP['keep']}:{EARLY_STOP.get('fit_on', 'full')}:{by}:{predictors}"
+    options = [f"kappa={search['ucb_kappa']}"] if by == "ucb" else []
+    options += [f"{key}={search[key]}" for key in ("max_params", "max_mult_adds") if search[key] is not None]
+    options += [f"pareto={search['pareto_cost']}"] if search["pareto"] else []
+    return head + ("@" + ",".join(options) if options else "")
+
+
+REPLICATE_STRATEGIES = {
+    "pnas": pnas_strategy_text(),
+    "random": "random",
+    "evolution": "evolution@population={population},sample={sample}".format(**REPLICATES["evolution"]),
+    "local": "local",
+}
+"""Strategy texts by name: the search and every baseline the config may list."""
+REPLICATE_NAMES = ["pnas", *REPLICATES["baselines"]]
+
+
+def replicate_runs():
+    """Every replicate run table: one per seed and strategy."""
+    return [f"{REPLICATE_DIR}/{name}/seed{seed}.parquet" for seed in REPLICATES["seeds"] for name in REPLICATE_NAMES]
