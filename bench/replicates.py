@@ -83,7 +83,10 @@ def strategies(runs: dict[str, dict[int, pd.DataFrame]]) -> pd.DataFrame:
         sizes = sorted({int(b) for t in by_seed.values() for b in t["num_blocks"].unique()})
         for b in sizes:
             row[f"mean acc b={b}"] = interval(
-                [t.loc[(t["num_blocks"] == b) & (t["status"] == "ok"), "val_acc"].mean() for t in by_seed.values()]
+                [
+                    t.loc[(t["num_blocks"] == b) & (t["status"] == "ok"), "val_acc"].mean()
+                    for t in by_seed.values()
+                ]
             )
         row["best acc"] = interval([t["val_acc"].max() for t in by_seed.values()])
         best_sizes = [int(t.loc[t["val_acc"].idxmax(), "num_blocks"]) for t in by_seed.values()]
@@ -93,7 +96,9 @@ def strategies(runs: dict[str, dict[int, pd.DataFrame]]) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     sizes = sorted(c for c in table.columns if c.startswith("mean acc b="))
-    return table[["strategy", "seeds", *sizes, *[c for c in table.columns if c not in ("strategy", "seeds", *sizes)]]]
+    return table[
+        ["strategy", "seeds", *sizes, *[c for c in table.columns if c not in ("strategy", "seeds", *sizes)]]
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
