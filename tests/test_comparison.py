@@ -5,6 +5,7 @@ hand."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
@@ -95,3 +96,41 @@ def test_long_table_accumulates_cost_and_best_so_far(runs: Runs) -> None:
 def test_runs_must_be_seeds_by_models() -> None:
     with pytest.raises(PnasError, match="seeds × models"):
         Runs({"a": np.zeros((2, 3))}, {"a": np.zeros((2, 2))}, {"a": np.zeros((2, 3))}, [0, 1])
+
+
+def _run(path, name: str, seed: int, acc: list[float]) -> None:
+    from pnas_core.replicates import run_table, write_run
+
+    n = len(acc)
+    records = pd.DataFrame(
+        {
+            "cell": [f"0:sep3x3,1:sep3x3;{i % 3}:identity,0:max3x3" for i in range(n)],
+            "num_blocks": 2,
+            "val_acc": acc,
+            "status": ["ok" if a == a else "failed" for a in acc],
+            "epochs": 4,
+            "params": 100,
+            "mult_adds": 1000,
+            "train_seconds": 1.5,
+        }
+    )
+    write_run(run_table(records, train_images=10), path, {"strategy": name, "seed": seed})
+
+
+def test_run_tables_read_back_as_runs(tmp_path) -> None:
+    from pnas_core.replicates import read_runs
+
+    paths = []
+    for name in ("random", "pnas"):
+        for seed in (1, 0):
+            paths.append(tmp_path / f"{name}{seed}.parquet")
+            _run(paths[-1], name, seed, [0.5, NAN, 0.7])
+    runs, metas = read_runs(paths, first="pnas")
+    assert runs.strategies == ["pnas", "random"] and runs.seeds == [0, 1]
+    assert np.isnan(runs.accuracy["pnas"][0, 1]) and runs.accuracy["pnas"][1, 2] == 0.7
+    assert (runs.cost["random"] == 1000 * 10 * 4).all() and metas["pnas"]["seed"] in (0, 1)
+    with pytest.raises(PnasError, match="strategy 'random' ran seeds \\[1\\], others ran \\[0, 1\\]"):
+        read_runs([p for p in paths if p.name != "random0.parquet"], first="pnas")
+    _run(tmp_path / "short.parquet", "random", 0, [0.5])
+    with pytest.raises(PnasError, match="'random' has seed 0 twice"):
+        read_runs([*paths, tmp_path / "short.parquet"])
