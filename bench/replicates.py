@@ -6,11 +6,12 @@ Printed, each as mean and 95% interval over seeds (Student t):
 
 * per PNAS level: models, their share of the budget and of the training compute, mean accuracy, the
   best accuracy, and the Spearman rho between the prediction made before training (``pred_mean`` and
-  each predictor's) and the accuracy observed (the b+1 ranking the search depends on);
+  each predictor's) and the accuracy observed, among the K cells the level picked (a range restricted
+  to the predicted top K, so lower than the rho of Algorithm 2 over random cells);
 * per strategy: mean accuracy of its models, by cell size; where its best cell came from (PNAS level);
   the compute per model;
-* the accuracy of the baselines' B-block cells against PNAS's level-B picks (what the predictors'
-  selection adds over a uniform draw of B-block cells).
+* the selection gain: PNAS's level-B picks against random search's B-block cells of the same seed,
+  paired (mean accuracy, and the share of random search's cells below the picks' mean).
 
 Run: python bench/replicates.py results/<name>/replicates [--top-k 5]
 """
@@ -101,6 +102,24 @@ def strategies(runs: dict[str, dict[int, pd.DataFrame]]) -> pd.DataFrame:
     ]
 
 
+def selection_gain(pnas: dict[int, pd.DataFrame], random: dict[int, pd.DataFrame]) -> str:
+    """PNAS's last-level picks against random search's cells of that size, seed by seed."""
+    lines = []
+    last = int(next(iter(pnas.values()))["level"].max())
+    diffs, below = [], []
+    for seed, table in pnas.items():
+        picks = table.loc[(table["level"] == last) & (table["status"] == "ok"), "val_acc"]
+        drawn = random[seed]
+        drawn = drawn.loc[(drawn["num_blocks"] == last) & (drawn["status"] == "ok"), "val_acc"]
+        diffs.append(picks.mean() - drawn.mean())
+        below.append(float((drawn < picks.mean()).mean()))
+    lines.append(
+        f"PNAS's level-{last} picks minus random search's {last}-block cells, mean accuracy: {interval(diffs)}"
+    )
+    lines.append(f"share of random search's cells below the picks' mean: {interval(below, '.2f')}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="results/<name>/replicates")
@@ -117,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             print(pnas_levels(runs["pnas"]).to_string(index=False))
         print("\nPer strategy")
         print(strategies(runs).to_string(index=False))
+        if "pnas" in runs and "random" in runs:
+            print()
+            print(selection_gain(runs["pnas"], runs["random"]))
     return 0
 
 

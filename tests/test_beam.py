@@ -314,7 +314,9 @@ def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predicto
 def test_search_budget_is_what_the_search_trains() -> None:
     """The random-search baseline's default budget: every 1-block cell, then min(K, cells) per level."""
     space = Space.from_names(None)
-    assert beam.search_budget(space, 3, 16) == 136 + 16 + 16  # config/config.yaml: 168
+    assert beam.search_budget(space, 3, 16) == 136 + 16 + 16
+    quick = Space.from_names(["sep3x3", "conv7x1", "identity", "max3x3"])  # config/config.yaml
+    assert beam.search_budget(quick, 3, 32) == 36 + 2 * 32
     assert beam.search_budget(space, 5, 256) == 136 + 4 * 256  # config/paper.yaml: 1,160
     small = Space.from_names(["sep3x3", "identity", "max3x3"])  # tests/configs/tiny.yaml
     assert beam.search_budget(small, 1, 3) == small.count_distinct(1) == 21

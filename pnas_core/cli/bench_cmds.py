@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pnas:mean@max_params=48000 random@max_params=48000 pnas:mean@pareto=params "
         "(default: " + " ".join(DEFAULT_STRATEGIES) + ")",
     )
-    p.add_argument("--beam-size", type=int, default=16, help="K (default 16, the quick config's)")
+    p.add_argument("--beam-size", type=int, default=16, help="K (default 16; the quick config's is 32)")
     p.add_argument("--budget", type=int, default=None, help="models per strategy (default PNAS's)")
     p.add_argument("--out-dir", required=True, type=Path, help="folder for strategies.csv and the figure")
     p.set_defaults(func=run_simulate)
