@@ -25,7 +25,7 @@ def replicates_figure(by_models: pd.DataFrame, by_compute: pd.DataFrame, seeds: 
     axes = fig.subplots(2, 2)
     panels = (("best", "best validation accuracy so far"), ("topk", f"mean of the top {top_k} so far"))
     top = float(by_compute["compute"].max()) if len(by_compute) else 1.0
-    power = int(math.floor(math.log10(top))) if top > 0 else 0
+    power = math.floor(math.log10(top)) if top > 0 else 0
     compute = by_compute.assign(compute=by_compute["compute"] / 10.0**power)
     rows = (
         (by_models, "models_trained", "number of models trained"),
