@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_project import planned_jobs, snakemake
+import yaml
+from workflow_project import TINY, make_project, planned_jobs, snakemake
 
 from pnas_core.comparison import train_images
+from pnas_core.early_stop import EarlyStop
 from pnas_core.replicates import read_run
+from pnas_core.selection import Selection
+from pnas_core.strategies import EvolutionStrategy, parse_strategy
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +96,33 @@ def test_a_deleted_run_replays_from_the_cache(replicated: Path) -> None:
     after, _ = read_run(run)
     pd.testing.assert_frame_equal(after, before)
     assert planned_jobs(replicated, "replicates") == {}
+
+
+def test_the_replicated_search_is_the_configured_one(tmp_path: Path) -> None:
+    """The `pnas replicate` strategy text carries the search section's selection and early stopping."""
+    root = make_project(tmp_path)
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["search"].update(
+        select_by="ucb", ucb_kappa=0.5, max_params=40000, pareto=True, pareto_cost="mult_adds",
+        early_stop={"rungs": [1], "keep": 0.5, "fit_on": "all"},
+    )  # fmt: skip
+    cfg["train"]["epochs"] = 2
+    cfg["replicates"] = {
+        "seeds": [3],
+        "baselines": ["evolution"],
+        "evolution": {"population": 4, "sample": 4},
+    }
+    (root / "custom.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(root, "-n", "-p", "replicates", configs=("custom.yaml",))
+    texts = dict(re.findall(r"--strategy (\S+) --name (\w+)", proc.stdout))
+    assert set(texts.values()) == {"pnas", "evolution"}
+    by_name = {name: parse_strategy(text.strip("'")) for text, name in texts.items()}
+    pnas = by_name["pnas"]
+    assert pnas.predictors == ("rnn", "mlp", "xgb") and pnas.early_stop == EarlyStop((1,), 0.5, "all")
+    assert pnas.selection == Selection("ucb", 0.5, 40000, None, True, "mult_adds")
+    assert by_name["evolution"] == EvolutionStrategy(4, 4)
+    assert "train_seed3.json" in proc.stdout
+    bad = {**cfg, "replicates": {"evolution": {"population": 3, "sample": 4}}}
+    (root / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = snakemake(root, "-n", "replicates", configs=("bad.yaml",), check=False)
+    assert proc.returncode != 0 and "replicates.evolution.sample: 4 is more than" in proc.stdout + proc.stderr
