@@ -102,11 +102,10 @@ def efficiency_figure(table: pd.DataFrame, pnas: pd.DataFrame, top_k: int) -> Fi
         _label_levels(ax, bounds)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    seed = f" (seed {int(pnas['seed'].iloc[0])})" if "seed" in pnas and len(pnas) else ""
+    seed = f" ({int(pnas['seed'].iloc[0])})" if "seed" in pnas and len(pnas) else ""
     fig.suptitle(
         f"Search efficiency: {_settings_text(bounds)}; dotted lines: PNAS level boundaries\n"
-        f"One seed{seed}: one search and one random draw, either can lead by chance; "
-        "`snakemake replicates` compares many seeds"
+        f"One seed{seed} only: either method can lead by chance; `snakemake replicates` compares seeds"
     )
     return fig
 
