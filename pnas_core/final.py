@@ -71,6 +71,8 @@ OUTPUT_FILES = (
     "curve.pdf",
 )
 """What :func:`run_final` writes into its output folder (plus ``curve.csv``, the plotted numbers)."""
+WRITTEN_FILES = (*OUTPUT_FILES, "curve.csv", CHECKPOINT)
+"""Every file :func:`run_final` writes into its output folder: none of them may be an input."""
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 LogFn = Callable[[str], None]

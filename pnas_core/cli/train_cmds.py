@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pnas_core.cli.arg_types import count, int_range, output_file
+from pnas_core.cli.overwrite import Paths
 
 DEFAULT_CACHE_DIR = "results/cache"  # same as pnas_core.cache.DEFAULT_CACHE_DIR; kept light to import
 
@@ -60,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --stop-at: continue each candidate from its checkpoint of this earlier rung",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
-    train.set_defaults(func=run_train)
+    train.set_defaults(
+        func=run_train, paths=lambda a: Paths(reads=[a.candidates, a.settings], writes=[a.out])
+    )
 
     promote = sub.add_parser(
         "promote",
@@ -72,7 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     promote.add_argument("--records", required=True, type=Path, help="the rung's merged records")
     promote.add_argument("--keep", required=True, type=float, help="share promoted, in (0, 1)")
     promote.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
-    promote.set_defaults(func=run_promote)
+    promote.set_defaults(
+        func=run_promote, paths=lambda a: Paths(reads=[a.candidates, a.records], writes=[a.out])
+    )
 
     finish = sub.add_parser(
         "finish-level",
@@ -86,14 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"result cache holding the rung checkpoints (default {DEFAULT_CACHE_DIR})",
     )
     finish.add_argument("rungs", nargs="+", type=Path, help="merged records of each rung, first to last")
-    finish.set_defaults(func=run_finish)
+    finish.set_defaults(func=run_finish, paths=lambda a: Paths(reads=a.rungs, writes=[a.out]))
 
     merge = sub.add_parser(
         "merge-records", help="concatenate records files (same schema), sorted by cell, duplicates dropped"
     )
     merge.add_argument("--out", required=True, type=output_file, help="merged records Parquet file")
     merge.add_argument("inputs", nargs="+", type=Path, help="records Parquet files")
-    merge.set_defaults(func=run_merge)
+    merge.set_defaults(func=run_merge, paths=lambda a: Paths(reads=a.inputs, writes=[a.out]))
 
 
 def read_candidates(path: Path) -> list[str]:
