@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
 from pnas_core.space import Space, tokens_to_texts, unique_rows
+from pnas_core.tables import check_table
 
 TABLE_SCHEMA = pa.schema(
     [
@@ -207,6 +208,7 @@ def load_table(name_or_path: str | os.PathLike[str]) -> BenchmarkTable:
         raise PnasError(f"benchmark table {path} is not a readable Parquet file: {exc}") from exc
     if not table.schema.remove_metadata().equals(TABLE_SCHEMA):
         raise PnasError(f"benchmark table {path} does not have the benchmark schema ({table.schema.names})")
+    table = check_table(table, f"benchmark table {path}", unique=("cell", "seed"))
     raw = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     missing = [k for k in METADATA_KEYS if PREFIX + k not in raw]
     if missing:

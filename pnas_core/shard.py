@@ -74,7 +74,7 @@ def train_or_get(
         return record, "cached", messages
     with cache.lock(*key):
         record, more = _lookup(cache, key, at)  # another job may have trained it while this one waited
-        messages += more
+        messages += [m for m in more if m not in messages]  # the same bad entry, read twice
         if record is not None:
             return record, "cached", messages
         record = train_candidate(text, settings, data, on_epoch=on_epoch, rung=rung)

@@ -35,7 +35,7 @@ CELLS = ["1:avg3x3,0:identity", "0:max3x3,1:identity", "0:avg3x3,0:max3x3", "1:i
 @pytest.fixture
 def job(tmp_path: Path) -> dict[str, Path]:
     torch.set_num_threads(1)
-    pd.DataFrame({"cell": CELLS, "parent": range(len(CELLS))}).to_parquet(tmp_path / "cands.parquet")
+    pd.DataFrame({"cell": CELLS, "rank": range(len(CELLS))}).to_parquet(tmp_path / "cands.parquet")
     (tmp_path / "settings.json").write_text(json.dumps(TINY))
     return {
         "candidates": tmp_path / "cands.parquet",
@@ -152,7 +152,7 @@ def test_user_errors_exit_2_with_one_line(job: dict[str, Path], capsys: pytest.C
     args = _train_args(job, out)
     args[2] = str(job["dir"] / "nocell.parquet")
     assert main(args) == 2
-    assert "has no 'cell' column" in capsys.readouterr().err
+    assert "nocell.parquet lacks column(s) cell" in capsys.readouterr().err
     pd.DataFrame({"cell": ["0:sep3x3,0:bogus"]}).to_parquet(job["dir"] / "badcell.parquet")
     args[2] = str(job["dir"] / "badcell.parquet")
     assert main(args) == 2

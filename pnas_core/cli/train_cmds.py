@@ -102,28 +102,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def read_candidates(path: Path) -> list[str]:
-    """Canonical cell texts of a candidates Parquet file's ``cell`` column (errors name the row)."""
-    import pyarrow.parquet as pq
+    """Canonical cell texts of a candidates Parquet file's ``cell`` column, checked
+    (:func:`pnas_core.tables.read_arrow`; errors name the row)."""
+    from pnas_core.tables import read_arrow
 
-    from pnas_core.errors import PnasError
-    from pnas_core.space import parse
-
-    if not path.is_file():
-        raise PnasError(f"candidates file {path} not found")
-    try:
-        schema = pq.read_schema(path)
-    except Exception as exc:
-        raise PnasError(f"candidates file {path} is not a readable Parquet file: {exc}") from exc
-    if "cell" not in schema.names:
-        raise PnasError(f"candidates file {path} has no 'cell' column (columns: {', '.join(schema.names)})")
-    texts = pq.read_table(path, columns=["cell"]).column("cell").to_pylist()
-    cells = []
-    for row, text in enumerate(texts):
-        try:
-            cells.append(parse(text).text)
-        except PnasError as exc:
-            raise PnasError(f"candidates file {path}, row {row}: {exc}") from exc
-    return cells
+    return read_arrow(path, "candidates", ["cell"], unique=("cell",)).column("cell").to_pylist()
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -238,7 +221,7 @@ def run_promote(args: argparse.Namespace) -> int:
         raise PnasError(f"--keep must be in (0, 1), got {args.keep}")
     candidates = beam.read_cell_table(args.candidates, "candidates")
     records = read_records(args.records)
-    texts = read_candidates(args.candidates)
+    texts = candidates.column("cell").to_pylist()
     missing = sorted(set(texts) - set(records["cell"]))
     if missing:
         raise PnasError(f"records {args.records} lack {len(missing)} candidate(s), e.g. {missing[0]!r}")
