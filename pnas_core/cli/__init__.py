@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a subcommand; user errors print one line and exit 2 (the last line of the
     output: stdout is flushed first); a closed stdout (``pnas ... | head -1``) ends quietly."""
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:  # --help, --version or a usage error: what it printed meets a closed pipe here
+            sys.stdout.flush()
+            raise
         if getattr(args, "paths", None) is not None:
             check_paths(args.paths(args))  # before any work: no command writes over its inputs
         code = int(args.func(args) or 0)
