@@ -314,6 +314,32 @@ def test_bad_config_fails_before_any_job(tmp_path: Path, edit: dict, message: st
     assert not (root / "results").exists()  # nothing ran, nothing was written
 
 
+def test_empty_class_folder_fails_the_dry_run(tmp_path: Path) -> None:
+    import importlib.util
+
+    from pnas_core.imagefolder import IMAGE_SUFFIXES
+
+    root = make_project(tmp_path / "project")
+    data = tmp_path / "data"
+    for cls in ("cat", "dog"):
+        (data / "train" / cls).mkdir(parents=True)
+        (data / "train" / cls / "0.png").write_bytes(b"not decoded at parse time")
+    (data / "train" / "eel").mkdir()
+    (data / "val" / "dog").mkdir(parents=True)
+    (data / "val" / "dog" / "notes.txt").write_text("no image")
+    cfg = yaml.safe_load(TINY.read_text()) | {"dataset": "imagefolder", "data_root": str(data)}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(root, "-n", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert f"{data / 'train' / 'eel'}, {data / 'val' / 'dog'}" in text, text[-2000:]
+    assert not (root / "results").exists()
+    spec = importlib.util.spec_from_file_location("check", REPO / "workflow/scripts/image_folder_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.IMAGE_SUFFIXES == IMAGE_SUFFIXES  # the one list, spelt twice (no pnas_core at parse time)
+
+
 def test_typo_never_deletes_a_finished_output(finished: Path) -> None:
     final = finished / "results" / "tiny" / "final"
     before = {p.name: p.stat().st_mtime_ns for p in final.iterdir()}

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 # command_hash("train_cmds.run_train"): hash of everything that pnas command runs, found with ast;
 # every rule carries the hash of its command as `params.code`, so editing any module it runs reruns it.
 from code_closure import command_hash, script_hash  # noqa: E402
+from image_folder_check import empty_class_folders  # noqa: E402
 
 
 NAME = config["name"]
@@ -51,12 +52,15 @@ wildcard_constraints:
 
 
 # The dataset's layout inside data_root is checked by pnas_core.data in the first training job; a
-# missing folder is caught here already, so a dry run names it before anything runs.
+# missing folder, and an image folder's class folder without images, are caught here already (a
+# directory listing), so a dry run names them before anything runs.
 if config["dataset"] in ("cifar10", "imagefolder"):
     if not config.get("data_root"):
         fail(f"dataset {config['dataset']!r} needs data_root (e.g. --config data_root=/data/cifar10)")
     if not Path(config["data_root"]).is_dir():
         fail(f"data_root {config['data_root']!r} is not a folder")
+    if config["dataset"] == "imagefolder" and (empty := empty_class_folders(Path(config["data_root"]))):
+        fail(f"class folder(s) without .png/.jpg images: {', '.join(map(str, empty))}; add images or remove them")
 
 
 FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
