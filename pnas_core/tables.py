@@ -130,6 +130,7 @@ def check_table(table: pa.Table, where: str, unique: Sequence[str] = ()) -> pa.T
     """``table`` with its cells canonical, after checking every column it has (see the module
     docstring); errors start with ``where`` (e.g. ``candidates file x.parquet``) and name the row.
     ``unique``: columns whose values no two rows share (checked when the table has them all)."""
+    table = table.combine_chunks()  # one chunk per column: positions are row numbers
     for name in table.schema.names:
         rule = column_rule(name)
         if rule is not None:
