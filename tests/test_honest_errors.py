@@ -71,8 +71,8 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         finally:
             os.close(fd)
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
+    finally:  # lazily: a file a failed writer still holds open must not leave the mount behind
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 def pnas_logged(args: str, log: Path, cwd: Path, prelude: str = "") -> int:
