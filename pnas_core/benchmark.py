@@ -214,19 +214,22 @@ def load_table(name_or_path: str | os.PathLike[str]) -> BenchmarkTable:
     if missing:
         raise PnasError(f"benchmark table {path} lacks metadata {', '.join(PREFIX + k for k in missing)}")
     meta = {k: raw[PREFIX + k] for k in METADATA_KEYS}
-    out = BenchmarkTable(
-        rows=table.to_pandas(),
-        settings=json.loads(meta["settings"]),
-        settings_hash=meta["settings_hash"],
-        dataset=meta["dataset"],
-        ops=tuple(json.loads(meta["ops"])),
-        max_blocks=int(meta["max_blocks"]),
-        seeds=tuple(int(s) for s in json.loads(meta["seeds"])),
-        complete=json.loads(meta["complete"]),
-        version=meta["version"],
-        build_cpu=raw.get(PREFIX + "build_cpu"),
-    )
-    cells = set(enumerate_cells(out.space)) if out.complete else set(out.cells["cell"])
+    try:
+        out = BenchmarkTable(
+            rows=table.to_pandas(),
+            settings=json.loads(meta["settings"]),
+            settings_hash=meta["settings_hash"],
+            dataset=meta["dataset"],
+            ops=tuple(json.loads(meta["ops"])),
+            max_blocks=int(meta["max_blocks"]),
+            seeds=tuple(int(s) for s in json.loads(meta["seeds"])),
+            complete=json.loads(meta["complete"]),
+            version=meta["version"],
+            build_cpu=raw.get(PREFIX + "build_cpu"),
+        )
+        cells = set(enumerate_cells(out.space)) if out.complete else set(out.cells["cell"])
+    except (ValueError, TypeError) as exc:  # malformed JSON, a seed or B that is no integer, unknown ops
+        raise PnasError(f"benchmark table {path} has unreadable metadata: {exc}") from exc
     rows_ok = (
         len(out.rows) == len(out.cells) * len(out.seeds) and not out.rows.duplicated(["cell", "seed"]).any()
     )

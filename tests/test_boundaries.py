@@ -5,6 +5,7 @@ a cache entry whose content is not its key is retrained, reported and replaced."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -296,3 +297,22 @@ def test_canonical_texts_agree_with_parse() -> None:
         assert canonical_texts(written) == [parse(t).text for t in written]
     with pytest.raises(PnasError, match=r"row 1: block 2 \('0:sep3x3,3:identity'\): input 3 out of range"):
         canonical_texts(["0:sep3x3,1:identity", "0:sep3x3,1:identity;0:sep3x3,3:identity"])
+
+
+def test_benchmark_table_rows_and_metadata_are_checked(tmp_path: Path) -> None:
+    from pnas_core.benchmark import load_table, table_path
+
+    shipped = pq.read_table(table_path("digits_b2"))
+    index = shipped.schema.get_field_index("val_acc")
+    accuracies = shipped.column("val_acc").to_pylist()
+    accuracies[7] = 5.0
+    bad_row = shipped.set_column(index, shipped.schema.field("val_acc"), pa.array(accuracies, pa.float64()))
+    bad_meta = shipped.replace_schema_metadata(shipped.schema.metadata | {b"pnas.seeds": b"[0, oops"})
+    for table, message in (
+        (bad_row, "row 7: val_acc holds 5.0"),
+        (bad_meta, "has unreadable metadata: Expecting value"),
+    ):
+        path = tmp_path / "table.parquet"
+        pq.write_table(table, path)
+        with pytest.raises(PnasError, match=re.escape(f"benchmark table {path}") + ".*" + re.escape(message)):
+            load_table(path)

@@ -174,8 +174,11 @@ def _records_files(paths: list[Path]):
         meta = read_metadata(path)
         if "settings" not in meta:
             raise PnasError(f"records file {path} has no settings metadata")
-        this = json.loads(meta["settings"])
-        seeds.append(int(this.pop("seed")))
+        try:
+            this = json.loads(meta["settings"])
+            seeds.append(int(this.pop("seed")))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PnasError(f"records file {path} has unreadable settings metadata: {exc!r}") from exc
         if settings is not None and this != settings:
             raise PnasError(f"records file {path} was trained with other settings than {paths[0]}")
         settings = this
