@@ -479,6 +479,8 @@ def ops_from_names(names: Iterable[str]) -> tuple[int, ...]:
     for name in names:
         if name not in OP_IDS:
             raise PnasError(f"unknown op {name!r} (known: {', '.join(OPS)})")
+        if OP_IDS[name] in ids:
+            raise PnasError(f"op {name!r} is named twice")
         ids.append(OP_IDS[name])
     if not ids:
         raise PnasError("the op set is empty")

@@ -218,10 +218,10 @@ def test_workers_train_candidates_at_once_with_bitwise_equal_records(
         load_settings(job["dir"] / "settings_w.json").settings_hash()
         == TrainSettings.from_dict(TINY).settings_hash()
     )
-    with pytest.raises(SystemExit):
-        main([*_train_args(job, two), "--workers", "x"])
-    assert main([*_train_args(job, two), "--workers", "0"]) == 2
-    assert "--workers must be a positive integer" in capsys.readouterr().err
+    for bad in ("x", "0", "1001"):
+        with pytest.raises(SystemExit):
+            main([*_train_args(job, two), "--workers", bad])
+    assert "argument --workers: must be in 1..1,000, got 1001" in capsys.readouterr().err
 
 
 def test_gpu_claims_follow_the_slot_and_skip_held_gpus(tmp_path: Path) -> None:

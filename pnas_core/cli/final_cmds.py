@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pnas_core.cli.arg_types import count, output_dir, output_file
+from pnas_core.cli.arg_types import output_dir, output_file, threads
 from pnas_core.cli.overwrite import Paths
 
 EXPORT_FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     final.add_argument("--out-dir", required=True, type=output_dir, help="output folder")
     final.add_argument(
         "--threads",
-        type=count,
+        type=threads,
         default=None,
         help="torch CPU threads (default $PNAS_THREADS, else all cores)",
     )

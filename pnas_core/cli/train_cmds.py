@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pnas_core.cli.arg_types import count, int_range, output_file
+from pnas_core.cli.arg_types import count, folder_path, int_range, output_file, share, threads
 from pnas_core.cli.overwrite import Paths
 
 DEFAULT_CACHE_DIR = "results/cache"  # same as pnas_core.cache.DEFAULT_CACHE_DIR; kept light to import
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, type=output_file, help="records Parquet file to write")
     train.add_argument(
         "--cache-dir",
-        type=Path,
+        type=folder_path,
         default=Path(DEFAULT_CACHE_DIR),
         help=f"result cache (default {DEFAULT_CACHE_DIR})",
     )
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--workers",
-        type=int,
+        type=threads,
         default=None,
         help="candidates trained at once on this job's device, each in its own process with threads/W "
         "torch threads (default: the settings' workers, 1); results are the same for any W",
@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     promote.add_argument("--candidates", required=True, type=Path, help="the candidates the rung trained")
     promote.add_argument("--records", required=True, type=Path, help="the rung's merged records")
-    promote.add_argument("--keep", required=True, type=float, help="share promoted, in (0, 1)")
+    promote.add_argument("--keep", required=True, type=share, help="share promoted, in (0, 1)")
     promote.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
     promote.set_defaults(
         func=run_promote, paths=lambda a: Paths(reads=[a.candidates, a.records], writes=[a.out])
@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     finish.add_argument("--out", required=True, type=output_file, help="the level's records Parquet")
     finish.add_argument(
         "--cache-dir",
-        type=Path,
+        type=folder_path,
         default=Path(DEFAULT_CACHE_DIR),
         help=f"result cache holding the rung checkpoints (default {DEFAULT_CACHE_DIR})",
     )
@@ -131,8 +131,6 @@ def run_train(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     settings = load_settings(args.settings)
     workers = settings.workers if args.workers is None else args.workers
-    if workers < 1:
-        raise PnasError(f"--workers must be a positive integer, got {workers}")
     # the shard index picks the GPU among the visible ones: deterministic, shared by all workers
     device = pick_device(settings.device, slot=args.shard)
     run_settings = dataclasses.replace(settings, device=str(device))  # device is not hashed
