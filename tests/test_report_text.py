@@ -29,17 +29,22 @@ from workflow_project import TINY, snakemake
 from pnas_core.report_text import jinja_literal, landing_page, rst_text
 
 
-def hostile(marker: Path) -> list[str]:
+MARKER = "MARKER"
+"""The file any of the :func:`hostile` strings creates in the current folder if it is run."""
+
+
+def hostile() -> list[str]:
     """Strings that run code, render markup or break the page if read as Jinja2, reST or shell;
-    running any of them creates ``marker``."""
-    run = f"self.__init__.__globals__.__builtins__.__import__('os').system('touch {marker}')"
+    running any of them creates :data:`MARKER`. The Jinja2 one holds no quote or slash, so that it
+    survives YAML's quoting and can be a folder name."""
+    run = "self.__init__.__globals__.__builtins__.open(dict(MARKER=1)|first, dict(w=1)|first)"
     return [
         f"x{{% endraw %}}{{{{ {run} }}}}{{% raw %}}",
         "{{ 7 * 7 }}{# comment #}{% if true %}yes{% endif %}",
         ".. raw:: html\n\n   <script>alert(1)</script>",
         ".. include:: /etc/passwd",
         "`code` `link`_ :math:`x^2` |subst| *em* **strong** _`target` [#]_",
-        f"$(touch {marker}); `touch {marker}`; 'single' \"double\" & | ; > <",
+        f"$(touch {MARKER}); `touch {MARKER}`; 'single' \"double\" & | ; > <",
         "line\nbreak\ttab\x1bescape",
         "\\ back\\slash\\",
     ]
@@ -68,18 +73,21 @@ def render_as_snakemake(page: str, config: dict) -> str:
     return publish_parts(text, writer_name="html")["html_body"]
 
 
-def test_escaping_functions_are_exact() -> None:
+def test_escaping_functions_are_exact(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
-    for text in [*hostile(Path("/nonexistent/marker")), "{", "{{", "{%", "{#", "}}{{'{'}}"]:
+    for text in [*hostile(), "{", "{{", "{%", "{#", "}}{{'{'}}"]:
         assert env.from_string(jinja_literal(text)).render() == text
         body = publish_parts(f"start {rst_text(text)} end", writer_name="html")["html_body"]
         assert page_text(body).strip() == f"start {visible(text)} end"
         assert "system-message" not in body
+    assert not (tmp_path / MARKER).exists()
 
 
-def test_landing_page_shows_hostile_values_literally(tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
-    strings = hostile(marker)
+def test_landing_page_shows_hostile_values_literally(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / MARKER
+    strings = hostile()
     config = yaml.safe_load(TINY.read_text()) | {"data_root": strings[0], "cache_dir": strings[5]}
     metrics = {"params": 566, "epochs": 2, "train_images": 1437, "test_acc": 0.5, "test_images": 360}
     page = landing_page(config, ["1:max3x3,1:max3x3", "# " + strings[2]], metrics | {"classes": strings}, {})
@@ -115,14 +123,14 @@ def write_images(folder: Path, n: int, seed: int) -> None:
 def test_report_and_shell_take_hostile_strings_literally(finished: Path, tmp_path: Path) -> None:
     root = tmp_path / "wf"
     shutil.copytree(finished, root, symlinks=True)
-    marker = root / "MARKER"
-    strings = hostile(Path("MARKER"))  # relative: the jobs run in root
+    marker = root / MARKER  # the jobs and the report run in root
+    strings = hostile()
     folder_names = [s.replace("/", "|") for s in strings[:2] + strings[4:]]  # a folder name holds no "/"
-    data_root = root / "data {{ 7*7 }} $(touch MARKER) 'q'"
+    data_root = root / f"data {strings[0]} $(touch MARKER) 'q'"
     for k, name in enumerate(folder_names):
         write_images(data_root / "train" / name, 12, k)
         write_images(data_root / "test" / name, 3, 100 + k)
-    cache = "cache {{ 7*7 }} $(touch MARKER); 'q' \"dq\" `touch MARKER`"
+    cache = f"cache {strings[0]} $(touch MARKER); 'q' \"dq\" `touch MARKER` {strings[1]}"
     config = yaml.safe_load(TINY.read_text())
     config |= {"dataset": "imagefolder", "data_root": str(data_root), "cache_dir": cache}
     (root / "hostile.yaml").write_text(yaml.safe_dump(config))
