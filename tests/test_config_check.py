@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import io
 import json
 import math
 import os
 import re
 import shlex
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,16 @@ from pnas_core.early_stop import EarlyStop
 from pnas_core.errors import PnasError
 from pnas_core.final import FinalSettings
 from pnas_core.selection import Selection
+from pnas_core.settings_schema import FILLED_BY_WORKFLOW
 from pnas_core.space import Space
 from pnas_core.surrogate import SurrogateSettings
 from pnas_core.train import TrainSettings
 
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-import config_check
+SPEC = importlib.util.spec_from_file_location(
+    "config_check", REPO / "workflow" / "scripts" / "config_check.py"
+)
+config_check = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(config_check)
 
 SCHEMAS = REPO / "workflow" / "schemas"
 TOP = yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text())
@@ -416,7 +420,7 @@ edits = st.lists(
 )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.sampled_from([BASE, RICH]), changes=edits)
 def test_the_dry_run_refuses_exactly_what_a_job_would(base: dict, changes: list) -> None:
     config = base
@@ -478,6 +482,7 @@ def test_bounds_of_every_key() -> None:
         limits.MAX_YAML_DEPTH,
         limits.MAX_MESSAGE,
     )
+    assert {s: tuple(keys) for s, keys in config_check.FILLED_FROM_TOP.items()} == FILLED_BY_WORKFLOW
     assert TOP["properties"]["seed"]["maximum"] == limits.MAX_SEED
     assert TOP["properties"]["benchmark"]["properties"]["seeds"]["items"]["maximum"] == limits.MAX_SEED
 

@@ -28,7 +28,6 @@ from workflow_project import TINY, snakemake
 
 from pnas_core.report_text import jinja_literal, landing_page, rst_text
 
-
 MARKER = "MARKER"
 """The file any of the :func:`hostile` strings creates in the current folder if it is run."""
 

@@ -4,10 +4,13 @@ before any job runs, each error one line naming the key.
 The top level is checked against schemas/config.schema.yaml, which also fills in the defaults of keys
 a config leaves out; the train, surrogate and final sections against the schemas `pnas schema`
 generates from the settings dataclasses (their defaults stay with the dataclasses); then the checks
-that span keys. Integers are strict (YAML's ``1.0`` is a float, and the jobs refuse it), and a config
-is walked within a bounded number of steps before anything formats or validates it, so a YAML alias
-bomb is refused at once. Standard library, PyYAML and jsonschema only (no pnas_core, no torch): the
-workflow's parse time stays cheap.
+that span keys (``data_root`` and ``cache_dir`` paths the system can open, the dataset's folder;
+its layout inside ``data_root`` is checked by pnas_core.data in the first training job). Integers are
+strict (YAML's ``1.0`` is a float, and the jobs refuse it), and the config files and the config are
+size-checked within a bounded number of steps before anything formats or validates them, so a YAML
+alias bomb is refused at once. tests/test_config_check.py checks that this refuses exactly what the
+jobs refuse. Standard library, PyYAML and jsonschema only (no pnas_core, no torch): the workflow's
+parse time stays cheap.
 """
 
 from __future__ import annotations
