@@ -595,6 +595,38 @@ def test_bad_config_messages(edit: dict, message: str) -> None:
     assert message in (dry_run(config) or "")
 
 
+HOSTILE_STRINGS = [
+    "x{% endraw %}{{ self.__init__.__globals__ }}{% raw %}",
+    "{{ 7*7 }}{# c #}",
+    ".. raw:: html\n\n   <script>alert(1)</script>",
+    "`x`_ |sub| :math:`1`",
+    "$(touch MARKER); `touch MARKER`; 'q' \"dq\"",
+    "cpu\n",
+]
+FREE_STRINGS = {("data_root",), ("cache_dir",)}
+"""The keys that take any string (a path): test_report_text shows they stay literal in shell and report."""
+
+
+def test_every_string_key_refuses_hostile_strings_or_takes_any() -> None:
+    # A string-valued key either takes any string (a path, quoted wherever it is used) or the dry run
+    # refuses template, markup and shell syntax in it, so nothing reaches a report, caption or shell.
+    string_keys = {
+        k
+        for k, p in KEYS.items()
+        if "string" in p.get("type", []) or p.get("items", {}).get("type") == "string"
+    }
+    assert FREE_STRINGS <= string_keys and len(string_keys) >= 15
+    for key in sorted(string_keys - FREE_STRINGS):
+        list_valued = KEYS[key].get("type") == "array"
+        for text in HOSTILE_STRINGS:
+            config = with_value(RICH, key, [text] if list_valued else text)
+            message = dry_run(config)
+            assert message is not None and ".".join(key) in message and "\n" not in message, (key, text)
+    for key in FREE_STRINGS:
+        for text in HOSTILE_STRINGS:
+            assert dry_run(with_value(BASE, key, text)) is None
+
+
 def test_unknown_and_filled_keys_stay_dry_run_checks() -> None:
     assert "typo_key: unknown key" in dry_run({**BASE, "typo_key": 1})
     assert re.search(r"train\.seed: set by the key seed", dry_run(with_value(BASE, ("train", "seed"), 3)))
