@@ -21,10 +21,8 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int | None = N
     if p.is_dir():
         raise PnasError(f"{what} {p} is a folder, not a file")
     try:
-        with p.open(encoding="utf-8") as fh:
-            text = (
-                fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-            )  # characters: at least as many bytes
+        with p.open(encoding="utf-8") as fh:  # max_bytes + 1 characters are at least as many bytes
+            text = fh.read(-1 if max_bytes is None else max_bytes + 1)
     except UnicodeDecodeError as exc:
         raise PnasError(f"{what} {p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
