@@ -56,10 +56,10 @@ def pnas_levels(runs: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """One row per PNAS level with per-seed statistics formatted as intervals."""
     predictors = [c for c in next(iter(runs.values())).columns if c.startswith("pred_")]
     rows = []
-    for level in sorted(next(iter(runs.values()))["level"].dropna().unique()):
+    for level in sorted(next(iter(runs.values()))["pnas_level"].dropna().unique()):
         stats: dict[str, list[float]] = {}
         for table in runs.values():
-            part = table[table["level"] == level]
+            part = table[table["pnas_level"] == level]
             ok = part[part["status"] == "ok"]
             stats.setdefault("models", []).append(len(part))
             stats.setdefault("budget share", []).append(len(part) / len(table))
@@ -105,10 +105,10 @@ def strategies(runs: dict[str, dict[int, pd.DataFrame]]) -> pd.DataFrame:
 def selection_gain(pnas: dict[int, pd.DataFrame], random: dict[int, pd.DataFrame]) -> str:
     """PNAS's last-level picks against random search's cells of that size, seed by seed."""
     lines = []
-    last = int(next(iter(pnas.values()))["level"].max())
+    last = int(next(iter(pnas.values()))["pnas_level"].max())
     diffs, below = [], []
     for seed, table in pnas.items():
-        picks = table.loc[(table["level"] == last) & (table["status"] == "ok"), "val_acc"]
+        picks = table.loc[(table["pnas_level"] == last) & (table["status"] == "ok"), "val_acc"]
         drawn = random[seed]
         drawn = drawn.loc[(drawn["num_blocks"] == last) & (drawn["status"] == "ok"), "val_acc"]
         diffs.append(picks.mean() - drawn.mean())

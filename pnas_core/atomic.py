@@ -1,18 +1,26 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it.
 
 A crashed job therefore leaves either the old file or none, never a half-written file that a
-rerun would trust.
+rerun would trust. A write that fails because the disk is full (whatever the writing library makes
+of it) raises :class:`~pnas_core.errors.PnasError` saying "no space left on device" and naming the
+file, after the temporary file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from pnas_core.errors import PnasError
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager
@@ -33,8 +41,42 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+    except Exception as exc:
+        full = disk_full_error(exc, target)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def disk_full_error(exc: BaseException, target: Path) -> PnasError | None:
+    """A one-line error for a write of ``target`` that ``exc`` ended because its file system is full,
+    else None. Libraries report a full disk in their own ways (numpy and pyarrow without an errno), so
+    any error while the file system has no block left counts."""
+    if isinstance(exc, PnasError):
+        return None
+    full = isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS
+    if not full:
+        try:
+            st = os.statvfs(target.parent)
+        except OSError:
+            return None
+        full = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) == 0  # root may use the reserved blocks
+    return (
+        PnasError(f"no space left on device: cannot write {target}; free space there and run again")
+        if full
+        else None
+    )
+
+
+def write_serialized(path: str | os.PathLike[str], serialize: Callable[[IO[bytes]], None]) -> None:
+    """Write atomically what ``serialize(file)`` writes, serialised in memory first: torch's own file
+    writer reports a full disk as "unexpected pos" (``torch.save``) or aborts the process
+    (``torch.jit.save``), Python's as the OSError it is."""
+    buffer = io.BytesIO()
+    serialize(buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def current_umask() -> int:
@@ -50,7 +92,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
     """Write bytes atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

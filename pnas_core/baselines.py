@@ -28,6 +28,7 @@ import pandas as pd
 
 from pnas_core import beam
 from pnas_core.errors import PnasError
+from pnas_core.limits import MAX_COUNT
 from pnas_core.search import Evaluator
 from pnas_core.space import Block, Cell, Space, parse, tokens_to_texts
 
@@ -148,10 +149,10 @@ def mutate(cell: Cell, space: Space, rng: np.random.Generator) -> Cell:
 
 
 def check_evolution(population: int, sample: int) -> None:
-    """Refuse a population below 2 or a tournament size outside 1..population."""
-    if population < 2 or not 1 <= sample <= population:
+    """Refuse a population outside 2..MAX_COUNT or a tournament size outside 1..population."""
+    if not 2 <= population <= MAX_COUNT or not 1 <= sample <= population:
         raise PnasError(
-            f"evolution needs a population of at least 2 and 1 <= sample <= population, "
+            f"evolution needs a population of 2..{MAX_COUNT} and 1 <= sample <= population, "
             f"got population {population}, sample {sample}"
         )
 

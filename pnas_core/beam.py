@@ -99,8 +99,9 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
 
 
 def read_cell_table(path: str | os.PathLike[str], what: str) -> pa.Table:
-    """Read a Parquet table, with errors naming the file and the expected content."""
-    return read_arrow(path, what, [f.name for f in BASE_FIELDS])
+    """Read a candidates or scored table, checked (:func:`pnas_core.tables.read_arrow`: cells parsed
+    and canonical, ids and values checked, each cell once), with errors naming the file and row."""
+    return read_arrow(path, what, [f.name for f in BASE_FIELDS], unique=("cell",))
 
 
 def _table(columns: Mapping[str, pa.Array | pa.ChunkedArray], n: int, schema: pa.Schema) -> pa.Table:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
 from pnas_core.space import Space, tokens_to_texts, unique_rows
+from pnas_core.tables import check_table
 
 TABLE_SCHEMA = pa.schema(
     [
@@ -207,24 +208,28 @@ def load_table(name_or_path: str | os.PathLike[str]) -> BenchmarkTable:
         raise PnasError(f"benchmark table {path} is not a readable Parquet file: {exc}") from exc
     if not table.schema.remove_metadata().equals(TABLE_SCHEMA):
         raise PnasError(f"benchmark table {path} does not have the benchmark schema ({table.schema.names})")
+    table = check_table(table, f"benchmark table {path}", unique=("cell", "seed"))
     raw = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     missing = [k for k in METADATA_KEYS if PREFIX + k not in raw]
     if missing:
         raise PnasError(f"benchmark table {path} lacks metadata {', '.join(PREFIX + k for k in missing)}")
     meta = {k: raw[PREFIX + k] for k in METADATA_KEYS}
-    out = BenchmarkTable(
-        rows=table.to_pandas(),
-        settings=json.loads(meta["settings"]),
-        settings_hash=meta["settings_hash"],
-        dataset=meta["dataset"],
-        ops=tuple(json.loads(meta["ops"])),
-        max_blocks=int(meta["max_blocks"]),
-        seeds=tuple(int(s) for s in json.loads(meta["seeds"])),
-        complete=json.loads(meta["complete"]),
-        version=meta["version"],
-        build_cpu=raw.get(PREFIX + "build_cpu"),
-    )
-    cells = set(enumerate_cells(out.space)) if out.complete else set(out.cells["cell"])
+    try:
+        out = BenchmarkTable(
+            rows=table.to_pandas(),
+            settings=json.loads(meta["settings"]),
+            settings_hash=meta["settings_hash"],
+            dataset=meta["dataset"],
+            ops=tuple(json.loads(meta["ops"])),
+            max_blocks=int(meta["max_blocks"]),
+            seeds=tuple(int(s) for s in json.loads(meta["seeds"])),
+            complete=json.loads(meta["complete"]),
+            version=meta["version"],
+            build_cpu=raw.get(PREFIX + "build_cpu"),
+        )
+        cells = set(enumerate_cells(out.space)) if out.complete else set(out.cells["cell"])
+    except (ValueError, TypeError) as exc:  # malformed JSON, a seed or B that is no integer, unknown ops
+        raise PnasError(f"benchmark table {path} has unreadable metadata: {exc}") from exc
     rows_ok = (
         len(out.rows) == len(out.cells) * len(out.seeds) and not out.rows.duplicated(["cell", "seed"]).any()
     )

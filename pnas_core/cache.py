@@ -6,8 +6,9 @@ so a killed shard loses at most the candidate in flight. Two jobs that want the 
 (a level and a baseline sharing a cell) serialise on a per-key lock (:meth:`ResultCache.lock`):
 the second waits, then finds the first one's record, so a run is never trained twice. Only a run
 that is missing takes the lock, so a read-only cache serves every record it holds. An entry that cannot be parsed, is not a
-complete record or belongs to another key is reported (``warnings.warn``), ignored and overwritten by
-the retrained record.
+valid record (:func:`pnas_core.records.check_record`: its cell text must parse to its ``cell_id``, its
+accuracy lie in [0, 1] ...) or belongs to another key is reported (``warnings.warn``, naming the
+entry and why), treated as missing and overwritten by the retrained record, so it is never served.
 
 An early-stopping rung that stops a run after epoch r of the full budget keeps its record beside the
 run's entry, at ``<key>.e<r>.json``, and the state to resume from at ``<key>.e<r>.pt``

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from pnas_core.atomic import atomic_path
+from pnas_core.atomic import write_serialized
 
 STATE_ENTRIES = ("key", "model", "optimizer", "generator", "torch_rng", "cuda_rng")
 """Entries every checkpoint has besides the caller's progress entries."""
@@ -39,8 +39,7 @@ def write_checkpoint(
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         **progress,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_serialized(path, lambda fh: torch.save(payload, fh))
 
 
 def read_checkpoint(path: Path, key: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:

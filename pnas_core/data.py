@@ -17,8 +17,8 @@ Supported datasets (:data:`DATASETS`):
 - ``imagefolder``: ``<root>/train/<class>/*.png|jpg`` plus optional ``<root>/val/...`` and
   ``<root>/test/...`` with the same class folders; a missing val (test) split is split off the
   training images by ``val_fraction`` (``test_fraction``), stratified. Images are read as RGB, decoded
-  once (in parallel, at ``image_size``) into a cache that every later load memory-maps; class folders
-  without images are skipped with a warning (:mod:`pnas_core.imagefolder`).
+  once (in parallel, at ``image_size``) into a cache, found by the images' bytes, that every later load
+  memory-maps; a class folder without images is refused (:mod:`pnas_core.imagefolder`).
 
 ``image_size`` resizes every split to a square size (bilinear); ``None`` keeps the native size.
 The :attr:`DataSplits.fingerprint` (name, shape, split sizes and a content hash of every array) goes

@@ -35,6 +35,7 @@ from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
 from pnas_core.figures.style import figure_style, new_figure, save_figure
 from pnas_core.imagefolder import class_folders
+from pnas_core.limits import MAX_COUNT, MAX_DEPTH, MAX_IMAGE_SIZE, MAX_SEED, MAX_WIDTH
 from pnas_core.loop import (
     LR_SCHEDULES,
     DeviceSplit,
@@ -71,6 +72,8 @@ OUTPUT_FILES = (
     "curve.pdf",
 )
 """What :func:`run_final` writes into its output folder (plus ``curve.csv``, the plotted numbers)."""
+WRITTEN_FILES = (*OUTPUT_FILES, "curve.csv", CHECKPOINT)
+"""Every file :func:`run_final` writes into its output folder: none of them may be an input."""
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 LogFn = Callable[[str], None]
@@ -162,7 +165,14 @@ FINAL_RULES = merge_rules(
             ),
             **dict.fromkeys(("drop_path", "dropout", "seed"), 0),
         },
-        maximum={"num_reductions": 6},
+        maximum={
+            "num_reductions": 6,
+            "cells_per_stack": MAX_DEPTH,
+            "filters": MAX_WIDTH,
+            **dict.fromkeys(("epochs", "batch_size", "checkpoint_every"), MAX_COUNT),
+            "cutout": MAX_IMAGE_SIZE,
+            "seed": MAX_SEED,
+        },
         exclusive_minimum={"lr": 0, "grad_clip": 0},
         exclusive_maximum={"label_smoothing": 1, "drop_path": 1, "dropout": 1},
         choices={"dataset": DATASETS, "lr_schedule": LR_SCHEDULES},
@@ -334,6 +344,7 @@ def evaluate_test(run: FinalRun, state: _State) -> dict[str, Any]:
         "epochs": state.epoch,
         "train_images": len(run.split.y),
         "test_images": len(data.test_y),
+        "classes": class_names(run.settings, data),
         "final_train_loss": state.curve[-1]["loss"],
         "final_train_acc": state.curve[-1]["train_acc"],
         "device": str(run.device),
@@ -349,7 +360,7 @@ def write_outputs(out: Path, run: FinalRun, state: _State, metrics: dict[str, An
         "cell": run.cell.text,
         "network": dataclasses.asdict(run.net_settings),
         "settings": settings.to_dict(),
-        "classes": class_names(settings, run.data),
+        "classes": metrics["classes"],
         "mean": run.split.mean.cpu().tolist(),
         "std": run.split.std.cpu().tolist(),
         "input_shape": list(run.data.image_shape),

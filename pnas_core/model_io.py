@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import torch
 from PIL import Image
 
 from pnas_core import __version__
-from pnas_core.atomic import atomic_path
+from pnas_core.atomic import atomic_path, write_serialized
 from pnas_core.data import IMAGE_SUFFIXES, normalize, resize_uint8
 from pnas_core.errors import PnasError
 from pnas_core.network import NetworkSettings, build_network
@@ -34,6 +35,8 @@ MODEL_FILE = "model.pt"
 MODEL_FORMAT = "pnas-model-1"
 REQUIRED_KEYS = ("state_dict", "cell", "network", "settings", "classes", "mean", "std", "input_shape")
 EXPORT_TOLERANCE = 1e-5
+PREDICT_BATCH = 256
+"""Images ``pnas predict`` reads and scores at a time."""
 ONNX_TOLERANCE = 1e-4
 
 
@@ -69,8 +72,7 @@ def save_model(path: str | os.PathLike[str], model: torch.nn.Module, info: dict[
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise PnasError(f"save_model: info lacks {', '.join(missing)}")
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_serialized(path, lambda fh: torch.save(payload, fh))
 
 
 def model_file(dir_or_file: str | os.PathLike[str]) -> Path:
@@ -216,13 +218,19 @@ def predict(model: torch.nn.Module, info: ModelInfo, images: torch.Tensor) -> to
 
 
 def predict_files(
-    model: torch.nn.Module, info: ModelInfo, paths: list[str | os.PathLike[str]]
-) -> list[tuple[Path, str, float]]:
-    """(file, top-1 class name, its probability) for every image file under ``paths``."""
+    model: torch.nn.Module,
+    info: ModelInfo,
+    paths: list[str | os.PathLike[str]],
+    batch_size: int = PREDICT_BATCH,
+) -> Iterator[tuple[Path, str, float]]:
+    """(file, top-1 class name, its probability) for every image file under ``paths``, in order,
+    read and scored ``batch_size`` images at a time: memory stays one batch's worth however many
+    images there are, and each image's result does not depend on the batch it is in."""
     files = image_files(paths)
-    probs = predict(model, info, read_images(files, info))
-    top, idx = probs.max(dim=1)
-    return [(f, info.classes[i], float(p)) for f, i, p in zip(files, idx.tolist(), top.tolist(), strict=True)]
+    for start in range(0, len(files), batch_size):
+        batch = files[start : start + batch_size]
+        top, idx = predict(model, info, read_images(batch, info)).max(dim=1)
+        yield from zip(batch, (info.classes[i] for i in idx.tolist()), top.tolist(), strict=True)
 
 
 def export_torchscript(model: torch.nn.Module, info: ModelInfo, out: str | os.PathLike[str]) -> float:
@@ -238,8 +246,7 @@ def export_torchscript(model: torch.nn.Module, info: ModelInfo, out: str | os.Pa
             "ignore", category=FutureWarning, message=r".*torch\.jit"
         )  # deprecated, still works
         traced = torch.jit.trace(model, example, check_inputs=[(check,)])
-        with atomic_path(out) as tmp:
-            torch.jit.save(traced, str(tmp))
+        write_serialized(out, lambda fh: torch.jit.save(traced, fh))
         loaded = torch.jit.load(str(out), map_location="cpu")
         diff = float((loaded(check) - model(check)).abs().max())
     if not diff <= EXPORT_TOLERANCE:

@@ -34,8 +34,7 @@ import pyarrow.parquet as pq
 
 from pnas_core.atomic import atomic_path
 from pnas_core.errors import PnasError
-
-STATUSES = ("ok", "stopped", "diverged", "failed")
+from pnas_core.tables import check_table
 
 RECORD_SCHEMA = pa.schema(
     [
@@ -65,17 +64,26 @@ RECORD_SCHEMA = pa.schema(
 RECORD_COLUMNS: tuple[str, ...] = tuple(RECORD_SCHEMA.names)
 RECORD_KEY = ("cell_id", "settings_hash", "dataset", "seed")
 """Columns that identify one training run (the cache key)."""
+UNIQUE_RUN = ("cell", "settings_hash", "dataset", "seed")
+"""What no two rows of one records file share: :data:`RECORD_KEY` with the canonical cell for its id."""
 
 METADATA_PREFIX = "pnas."
 
 
 def check_record(row: Mapping[str, Any]) -> None:
-    """Raise :class:`PnasError` when ``row`` lacks a schema column or has an unknown status."""
+    """Raise :class:`PnasError` when ``row`` is not a valid record: a schema column missing or of the
+    wrong type, or content that :func:`pnas_core.tables.check_table` refuses (a cell text that does not
+    parse or is not its ``cell_id``, an accuracy outside [0, 1], an unknown status ...)."""
     missing = [c for c in RECORD_COLUMNS if c not in row]
     if missing:
         raise PnasError(f"record lacks column(s) {', '.join(missing)}")
-    if row["status"] not in STATUSES:
-        raise PnasError(f"record has status {row['status']!r} (expected one of {', '.join(STATUSES)})")
+    try:
+        table = pa.Table.from_pylist([{c: row[c] for c in RECORD_COLUMNS}], schema=RECORD_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        raise PnasError(f"record does not match the schema: {exc}") from exc
+    canonical = check_table(table, "record").column("cell")[0].as_py()
+    if canonical != row["cell"]:
+        raise PnasError(f"record cell {row['cell']!r} is not written canonically ({canonical!r})")
 
 
 def records_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pa.Table:
@@ -146,7 +154,7 @@ def read_records(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
             table = pq.read_table(p, schema=RECORD_SCHEMA)
         except Exception as exc:
             raise PnasError(f"records file {p} is corrupt: {type(exc).__name__}: {exc}") from exc
-        frames.append(table.to_pandas())
+        frames.append(check_table(table, f"records file {p}", UNIQUE_RUN).to_pandas())
     if not frames:
         return RECORD_SCHEMA.empty_table().to_pandas()
     return pd.concat(frames, ignore_index=True)

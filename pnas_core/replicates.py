@@ -4,7 +4,7 @@ written as a *run* table, and the runs of every seed and strategy read back for
 :mod:`pnas_core.comparison` (``pnas compare-replicates``).
 
 A run table has one row per model trained, in training order: model (1-based), cell, num_blocks,
-level (PNAS's level; null for the baselines), origin (:data:`pnas_core.baselines.ORIGIN`; ``level``
+pnas_level (PNAS's level; null for the baselines), origin (:data:`pnas_core.baselines.ORIGIN`; ``level``
 for PNAS), val_acc (null unless ok), status, epochs, params, mult_adds, train_seconds, cost
 (:func:`pnas_core.comparison.training_cost`), and for PNAS the predictions made before training
 (``pred_<p>``, ``pred_mean``), from which the predictors' rank correlation per level follows. Its
@@ -35,7 +35,7 @@ RUN_COLUMNS = (
     "model",
     "cell",
     "num_blocks",
-    "level",
+    "pnas_level",
     ORIGIN,
     "val_acc",
     "status",
@@ -56,7 +56,7 @@ def run_table(records: pd.DataFrame, train_images: int) -> pd.DataFrame:
             "model": np.arange(1, n + 1),
             "cell": records["cell"].to_numpy(),
             "num_blocks": records["num_blocks"].to_numpy().astype(np.int64),
-            "level": records["level"].astype("Int64")
+            "pnas_level": records["level"].astype("Int64")
             if "level" in records
             else pd.array([None] * n, "Int64"),
             ORIGIN: records[ORIGIN].to_numpy() if ORIGIN in records else np.full(n, "level", object),

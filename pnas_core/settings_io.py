@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pnas_core.errors import PnasError
+from pnas_core.errors import PnasError, shown
+from pnas_core.limits import (
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    MAX_TEXT_FILE_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_VALUES,
+)
 from pnas_core.text_io import loads_json, read_text
 
 T = TypeVar("T")
@@ -29,13 +36,12 @@ def _is_int(v: Any) -> bool:
 
 
 def _as_float(v: Any) -> Any:
-    """Ints, and numeric strings such as YAML's ``1e-4`` (which PyYAML reads as a string), as float."""
-    if _is_int(v):
-        return float(v)
-    if isinstance(v, str):
+    """Ints, and numeric strings such as YAML's ``1e-4`` (which PyYAML reads as a string), as float;
+    anything else (an int beyond float's range included) unchanged, for the type check to refuse."""
+    if _is_int(v) or isinstance(v, str):
         try:
             return float(v)
-        except ValueError:
+        except (ValueError, OverflowError):
             return v
     return v
 
@@ -66,7 +72,7 @@ def check_types(obj: Any, what: str) -> None:
             if float in allowed and isinstance(value, float):
                 raise PnasError(f"{what} setting {f.name} must be a finite number, got {value!r}")
             want = " or ".join(_type_name(t) for t in allowed)
-            raise PnasError(f"{what} setting {f.name} must be {want}, got {value!r}")
+            raise PnasError(f"{what} setting {f.name} must be {want}, got {shown(value)}")
 
 
 def _type_name(t: Any) -> str:
@@ -82,7 +88,8 @@ class Rules:
 
     Each mapping takes field names to a bound (JSON Schema's ``minimum``, ``exclusiveMinimum``,
     ``maximum``, ``exclusiveMaximum``); a None value passes where the field's type allows None.
-    ``choices`` lists the allowed strings; ``patterns`` gives a full-match regex and a hint.
+    ``choices`` lists the allowed strings; ``patterns`` gives a full-match regex (ASCII classes such
+    as ``[0-9]``, not ``\\d``, which also matches other scripts' digits) and a hint.
     """
 
     minimum: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -95,13 +102,21 @@ class Rules:
 
 DATASET_RULES = Rules(
     minimum={"image_size": 4, "split_seed": 0},
+    maximum={"image_size": MAX_IMAGE_SIZE, "split_seed": MAX_SEED},
     exclusive_minimum={"val_fraction": 0, "test_fraction": 0},
     exclusive_maximum={"val_fraction": 1, "test_fraction": 1},
 )
 """Bounds of the :class:`pnas_core.data.DatasetSettings` fields (the dataset name's choices are
 added by each settings family)."""
 
-DEVICE_PATTERN = (r"auto|cpu|cuda|cuda:\d+", "choose auto, cpu, cuda or cuda:<index>")
+DEVICE_PATTERN = (r"auto|cpu|cuda|cuda:[0-9]{1,3}", "choose auto, cpu, cuda or cuda:<index>")
+
+
+def anchored(pattern: str) -> str:
+    """``pattern`` matched against the whole value by ``re.search``: the form the settings checks use
+    and the JSON schemas carry (jsonschema applies ``re.search``). It ends with ``(?![\\s\\S])``, not
+    ``$``, which also matches before a trailing newline; both are valid JSON Schema (ECMA-262) regexes."""
+    return f"^(?:{pattern})(?![\\s\\S])"
 
 
 def merge_rules(*rules: Rules) -> Rules:
@@ -130,6 +145,17 @@ _BOUND_OK = {
 }
 
 
+def check_bounds(what: str, name: str, value: Any, rules: Rules, prefix: str = "") -> None:
+    """Raise unless ``value`` of the field ``name`` keeps the bounds ``rules`` give it (None passes);
+    the error names ``{prefix}{name}``."""
+    for kind, ok in _BOUND_OK.items():
+        bound = getattr(rules, kind).get(name)
+        if bound is not None and value is not None and not ok(value, bound):
+            raise PnasError(
+                f"{what} setting {prefix}{name} must be {_bound_message(kind, bound)}, got {value}"
+            )
+
+
 def check_rules(obj: Any, what: str, rules: Rules) -> None:
     """Check the types (:func:`check_types`) and the :class:`Rules` of the dataclass ``obj``; every
     error names the family, the field and its value."""
@@ -138,19 +164,16 @@ def check_rules(obj: Any, what: str, rules: Rules) -> None:
         check_choice(what, name, getattr(obj, name), choices)
     for name, (pattern, hint) in rules.patterns.items():
         value = getattr(obj, name)
-        if not re.fullmatch(pattern, value):
-            raise PnasError(f"{what} setting {name} is {value!r}; {hint}")
-    for kind, ok in _BOUND_OK.items():
-        for name, bound in getattr(rules, kind).items():
-            value = getattr(obj, name)
-            if value is not None and not ok(value, bound):
-                raise PnasError(f"{what} setting {name} must be {_bound_message(kind, bound)}, got {value}")
+        if not re.search(anchored(pattern), value):
+            raise PnasError(f"{what} setting {name} is {shown(value)}; {hint}")
+    for f in dataclasses.fields(obj):
+        check_bounds(what, f.name, getattr(obj, f.name), rules)
 
 
 def check_choice(what: str, name: str, value: str, choices: tuple[str, ...]) -> None:
     """Raise unless ``value`` is one of ``choices``."""
     if value not in choices:
-        raise PnasError(f"{what} setting {name} is {value!r}; choose one of {', '.join(choices)}")
+        raise PnasError(f"{what} setting {name} is {shown(value)}; choose one of {', '.join(choices)}")
 
 
 def from_mapping(cls: type[T], data: Any, what: str) -> T:
@@ -159,28 +182,55 @@ def from_mapping(cls: type[T], data: Any, what: str) -> T:
     if not isinstance(data, Mapping):
         raise PnasError(f"{what} settings must be a mapping of keys to values, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise PnasError(
-            f"unknown {what} setting(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
+            f"unknown {what} setting(s) {', '.join(map(shown, unknown[:5]))} (known: {', '.join(sorted(known))})"
         )
     hints = typing.get_type_hints(cls)
     return cls(**{k: (_as_float(v) if hints[k] in (float, float | None) else v) for k, v in data.items()})
 
 
+def check_size(data: Any, what: str) -> None:
+    """Raise unless ``data`` (loaded YAML or JSON) holds at most :data:`MAX_YAML_VALUES` values nested
+    at most :data:`MAX_YAML_DEPTH` deep and :data:`MAX_TEXT_FILE_BYTES` characters of text, counting
+    an alias as often as it is used: a YAML alias bomb (a few hundred bytes that expand to billions of
+    values) is refused after that many steps, before anything walks it whole."""
+    count, chars, todo = 0, 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        count += 1
+        chars += len(value) if isinstance(value, str) else 0
+        if count > MAX_YAML_VALUES or depth > MAX_YAML_DEPTH or chars > MAX_TEXT_FILE_BYTES:
+            limit = (
+                f"more than {MAX_YAML_VALUES:,} values"
+                if count > MAX_YAML_VALUES
+                else "nested too deeply"
+                if depth > MAX_YAML_DEPTH
+                else f"more than {MAX_TEXT_FILE_BYTES:,} characters of text"
+            )
+            raise PnasError(f"{what} holds {limit} (YAML aliases?); a settings file holds a few dozen keys")
+        if isinstance(value, Mapping):
+            todo += [(v, depth + 1) for v in (*value.keys(), *value.values())]
+        elif isinstance(value, list | tuple):
+            todo += [(v, depth + 1) for v in value]
+
+
 def read_mapping(path: str | os.PathLike[str], what: str) -> Any:
-    """The content of a JSON or YAML (by extension) settings file; an empty file is ``{}``."""
+    """The content of a JSON or YAML (by extension) settings file; an empty file is ``{}``. Files
+    over :data:`MAX_TEXT_FILE_BYTES` and YAML that expands beyond :func:`check_size` are refused."""
     p = Path(path)
-    text = read_text(p, f"{what} settings file")  # a pipe such as bash's <(...) is fine too
+    text = read_text(p, f"{what} settings file", MAX_TEXT_FILE_BYTES)  # a pipe such as bash's <(...) too
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text)
         else:
             data = loads_json(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError, RecursionError
         raise PnasError(
             f"{what} settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}"
         ) from exc
+    check_size(data, f"{what} settings file {p}")
     return {} if data is None else data
 
 

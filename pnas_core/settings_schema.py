@@ -20,8 +20,8 @@ from typing import Any
 
 from pnas_core.atomic import write_text
 from pnas_core.final import FINAL_RULES, FinalSettings
-from pnas_core.settings_io import Rules
-from pnas_core.surrogate.settings import SURROGATE_RULES, SurrogateSettings
+from pnas_core.settings_io import Rules, anchored
+from pnas_core.surrogate.settings import SURROGATE_RULES, XGB_RULES, SurrogateSettings
 from pnas_core.train import TRAIN_RULES, TrainSettings
 
 FILLED_BY_WORKFLOW: dict[str, tuple[str, ...]] = {
@@ -52,16 +52,29 @@ def _default(field: dataclasses.Field) -> Any:
     return field.default
 
 
-def _mapping_schema(defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """An object whose keys are those of ``defaults``, each a number >= 0 of the default's type."""
+def _bounds(rules: Rules, name: str) -> dict[str, Any]:
+    """The JSON Schema bound keywords of the field ``name`` under ``rules``."""
+    return {
+        keyword: getattr(rules, kind)[name]
+        for kind, keyword in _BOUND_KEYWORDS.items()
+        if name in getattr(rules, kind)
+    }
+
+
+def _mapping_schema(defaults: Mapping[str, Any], rules: Rules) -> dict[str, Any]:
+    """An object whose keys are those of ``defaults``, each a number of the default's type within ``rules``."""
     return {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            key: {"type": _json_type(type(value))[0], "minimum": 0, "default": value}
+            key: {"type": _json_type(type(value))[0], **_bounds(rules, key), "default": value}
             for key, value in defaults.items()
         },
     }
+
+
+MAPPING_RULES: dict[str, Rules] = {"xgb": XGB_RULES}
+"""The rules of the mapping-valued settings fields, by field name."""
 
 
 def settings_schema(cls: type, rules: Rules, section: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -74,17 +87,20 @@ def settings_schema(cls: type, rules: Rules, section: str, exclude: tuple[str, .
             continue
         hint, default = hints[field.name], _default(field)
         if typing.get_origin(hint) is Mapping:
-            properties[field.name] = {**_mapping_schema(default), "default": default}
+            properties[field.name] = {
+                **_mapping_schema(default, MAPPING_RULES[field.name]),
+                "default": default,
+            }
             continue
         types_ = _json_type(hint)
-        prop: dict[str, Any] = {"type": types_[0] if len(types_) == 1 else types_}
-        for kind, keyword in _BOUND_KEYWORDS.items():
-            if field.name in getattr(rules, kind):
-                prop[keyword] = getattr(rules, kind)[field.name]
+        prop: dict[str, Any] = {
+            "type": types_[0] if len(types_) == 1 else types_,
+            **_bounds(rules, field.name),
+        }
         if field.name in rules.choices:
             prop["enum"] = list(rules.choices[field.name])
         if field.name in rules.patterns:
-            prop["pattern"] = f"^(?:{rules.patterns[field.name][0]})$"
+            prop["pattern"] = anchored(rules.patterns[field.name][0])
         prop["default"] = default
         properties[field.name] = prop
     return {

@@ -10,10 +10,13 @@ comes from its cell id, so with the same threads per candidate the records equal
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
+import threading
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from pnas_core.cache import ResultCache
@@ -74,7 +77,7 @@ def train_or_get(
         return record, "cached", messages
     with cache.lock(*key):
         record, more = _lookup(cache, key, at)  # another job may have trained it while this one waited
-        messages += more
+        messages += [m for m in more if m not in messages]  # the same bad entry, read twice
         if record is not None:
             return record, "cached", messages
         record = train_candidate(text, settings, data, on_epoch=on_epoch, rung=rung)
@@ -109,20 +112,63 @@ def train_shard(
         return [r for r in records if r is not None]
     per_worker = max(1, threads // workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=min(workers, len(cells)),
         mp_context=context,
         initializer=_start_worker,
         initargs=(settings.to_dict(), str(cache.root), per_worker, stop),
-    ) as pool:
-        futures = {pool.submit(_train_in_worker, text): k for k, text in enumerate(cells)}
-        for future in as_completed(futures):
-            k = futures[future]
-            record, how, messages = future.result()
-            records[k] = record
-            if on_result is not None:
-                on_result(k, cells[k], record, how, messages)
+    )
+    with _stop_workers_on_exit(pool):
+        with _ignoring_ctrl_c():  # the workers start ignoring it: this process stops them
+            futures = {pool.submit(_train_in_worker, text): k for k, text in enumerate(cells)}
+        pending = set(futures)
+        while pending:
+            # a timeout, so that a signal (Ctrl-C, SIGTERM) reaches this thread within a second
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.__getitem__):
+                k = futures[future]
+                record, how, messages = future.result()
+                records[k] = record
+                if on_result is not None:
+                    on_result(k, cells[k], record, how, messages)
     return [r for r in records if r is not None]
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    """Ignore SIGINT while the body starts worker processes, which inherit that (in the main thread
+    only; elsewhere the body just runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _stop_workers_on_exit(pool: ProcessPoolExecutor) -> Iterator[None]:
+    """Run the body, then shut ``pool`` down; on Ctrl-C, SIGTERM (turned into KeyboardInterrupt here)
+    or an error, cancel the queued candidates and end the workers at once, instead of waiting for
+    every queued candidate to train (what leaving the executor's ``with`` block does). A killed
+    worker loses only its candidate in training: cache entries are written atomically."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main else None
+    try:
+        yield
+    except BaseException:
+        workers = list((getattr(pool, "_processes", None) or {}).values())  # public from Python 3.14 on
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            process.terminate()
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 _WORKER: dict[str, Any] = {}

@@ -203,6 +203,49 @@ def parse(text: str) -> Cell:
     return Cell._canonical(canonical_tokens(np.array([tokens], TOKEN_DTYPE))[0])
 
 
+_BLOCK_TOKENS: dict[str, tuple[int, int, int, int]] = {
+    f"{in1}:{OPS[op1]},{in2}:{OPS[op2]}": (in1, in2, op1, op2)
+    for in1 in range(MAX_BLOCKS + 1)
+    for in2 in range(MAX_BLOCKS + 1)
+    for op1 in range(len(OPS))
+    for op2 in range(len(OPS))
+}
+"""Tokens of every block written plainly (no spaces), for :func:`canonical_texts`."""
+
+
+def canonical_texts(texts: Sequence[str]) -> list[str]:
+    """The canonical text of each cell text (any valid block and half order), vectorised: a few
+    microseconds a cell where :func:`parse` takes half a millisecond. The first text that does not
+    parse raises :class:`CellSyntaxError` saying ``row <i>: <what is wrong>``."""
+    groups: dict[int, tuple[list[int], list[list[int]]]] = {}
+    for i, text in enumerate(texts):
+        blocks = text.split(";") if isinstance(text, str) else []
+        try:
+            if blocks and len(blocks) <= MAX_BLOCKS and all(b in _BLOCK_TOKENS for b in blocks):
+                row = [t for b in blocks for t in _BLOCK_TOKENS[b]]  # inputs are checked below
+            else:
+                row = _written_tokens(text)
+        except CellSyntaxError as exc:
+            raise CellSyntaxError(f"row {i}: {exc}") from None
+        index, rows = groups.setdefault(len(row), ([], []))
+        index.append(i)
+        rows.append(row)
+    out = [""] * len(texts)
+    for index, rows in groups.values():
+        try:
+            canon = canonical_tokens(np.array(rows, TOKEN_DTYPE))
+        except CellSyntaxError:  # a block reading a later one: name it as parse() does
+            for i in index:
+                try:
+                    _written_tokens(texts[i])
+                except CellSyntaxError as exc:
+                    raise CellSyntaxError(f"row {i}: {exc}") from None
+            raise
+        for i, text in zip(index, _format_rows(canon), strict=True):
+            out[i] = text
+    return out
+
+
 @dataclass(frozen=True)
 class WrittenCell:
     """A cell with its blocks in the order they are written (halves canonical), for the network builder.
@@ -436,6 +479,8 @@ def ops_from_names(names: Iterable[str]) -> tuple[int, ...]:
     for name in names:
         if name not in OP_IDS:
             raise PnasError(f"unknown op {name!r} (known: {', '.join(OPS)})")
+        if OP_IDS[name] in ids:
+            raise PnasError(f"op {name!r} is named twice")
         ids.append(OP_IDS[name])
     if not ids:
         raise PnasError("the op set is empty")

@@ -25,8 +25,10 @@ def summarize(candidates: Sequence[str | Path], trained: Sequence[str | Path]) -
         raise PnasError("summarize needs one candidates file per trained file, level by level")
     levels = [
         (
-            read_frame(cand_path, "candidates", ("cell", "rank")),
-            read_frame(trained_path, "trained records", ("cell", "val_acc", "status", "params")),
+            read_frame(cand_path, "candidates", ("cell", "rank"), unique=("cell",)),
+            read_frame(
+                trained_path, "trained records", ("cell", "val_acc", "status", "params"), unique=("cell",)
+            ),
         )
         for cand_path, trained_path in zip(candidates, trained, strict=True)
     ]

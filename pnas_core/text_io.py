@@ -12,19 +12,24 @@ from typing import Any
 from pnas_core.errors import PnasError
 
 
-def read_text(path: str | os.PathLike[str], what: str) -> str:
-    """The UTF-8 text of ``path`` (described as ``what`` in errors)."""
+def read_text(path: str | os.PathLike[str], what: str, max_bytes: int | None = None) -> str:
+    """The UTF-8 text of ``path`` (described as ``what`` in errors); with ``max_bytes``, a longer file
+    (or pipe) is refused without reading it whole."""
     p = Path(path)
     if not p.exists():
         raise PnasError(f"{what} {p} not found")
     if p.is_dir():
         raise PnasError(f"{what} {p} is a folder, not a file")
     try:
-        return p.read_text(encoding="utf-8")
+        with p.open(encoding="utf-8") as fh:  # max_bytes + 1 characters are at least as many bytes
+            text = fh.read(-1 if max_bytes is None else max_bytes + 1)
     except UnicodeDecodeError as exc:
         raise PnasError(f"{what} {p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise PnasError(f"{what} {p} cannot be read: {exc.strerror or exc}") from exc
+    if max_bytes is not None and len(text) > max_bytes:
+        raise PnasError(f"{what} {p} is larger than {max_bytes:,} bytes; is it the right file?")
+    return text
 
 
 def _no_constant(name: str) -> Any:

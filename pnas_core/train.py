@@ -35,6 +35,7 @@ from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.data import DATASETS, DatasetSettings, DataSplits
 from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
+from pnas_core.limits import MAX_COUNT, MAX_DEPTH, MAX_SEED, MAX_THREADS, MAX_WIDTH
 from pnas_core.loop import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -148,7 +149,14 @@ TRAIN_RULES = merge_rules(
             **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "eval_every", "workers"), 1),
             **dict.fromkeys(("num_reductions", "weight_decay", "momentum", "label_smoothing", "seed"), 0),
         },
-        maximum={"num_reductions": 6},
+        maximum={
+            "num_reductions": 6,
+            "cells_per_stack": MAX_DEPTH,
+            "filters": MAX_WIDTH,
+            **dict.fromkeys(("epochs", "batch_size", "eval_every"), MAX_COUNT),
+            "workers": MAX_THREADS,
+            "seed": MAX_SEED,
+        },
         exclusive_minimum={"lr": 0, "grad_clip": 0},
         exclusive_maximum={"label_smoothing": 1},
         choices={"dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES},

@@ -88,7 +88,7 @@ def test_schema_bounds_match_the_dataclass_checks() -> None:
     # What the schema refuses, the dataclass refuses too, and the reverse (same Rules object).
     train = json.loads((SCHEMAS / "train.schema.json").read_text())["properties"]
     assert train["filters"]["minimum"] == 4 and train["lr"]["exclusiveMinimum"] == 0
-    assert train["device"]["pattern"] == r"^(?:auto|cpu|cuda|cuda:\d+)$"
+    assert train["device"]["pattern"] == r"^(?:auto|cpu|cuda|cuda:[0-9]{1,3})(?![\s\S])"
     final = json.loads((SCHEMAS / "final.schema.json").read_text())["properties"]
     assert final["drop_path"]["exclusiveMaximum"] == 1
     assert "seed" not in final and "dataset" not in final  # filled in from the top level

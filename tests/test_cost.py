@@ -88,10 +88,12 @@ def test_dataset_shape_without_loading(tmp_path: Path) -> None:
     Image.new("L", (7, 5)).save(tmp_path / "train" / "cat" / "a.png")
     Image.new("L", (7, 5)).save(tmp_path / "train" / "dog" / "b.png")
     folder = TrainSettings(dataset="imagefolder", data_root=str(tmp_path))
-    with pytest.warns(UserWarning, match="eel"):  # an empty class folder is no class (as in training)
-        assert dataset_shape(folder) == ((3, 5, 7), 2)  # RGB, (height, width) of the first image
-    with pytest.warns(UserWarning, match="eel"):
-        assert dataset_shape(replace(folder, image_size=9)) == ((3, 9, 9), 2)
+    # an empty class folder is refused, as in training
+    with pytest.raises(PnasError, match=r"class folder.*eel"):
+        dataset_shape(folder)
+    (tmp_path / "train" / "eel").rmdir()
+    assert dataset_shape(folder) == ((3, 5, 7), 2)  # RGB, (height, width) of the first image
+    assert dataset_shape(replace(folder, image_size=9)) == ((3, 9, 9), 2)
     with pytest.raises(PnasError, match="train not found"):
         dataset_shape(replace(folder, data_root=str(tmp_path / "nowhere")))
 

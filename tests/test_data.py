@@ -252,14 +252,50 @@ def test_imagefolder_is_decoded_once_then_memory_mapped(tmp_path: Path) -> None:
     assert serial.fingerprint == parallel.fingerprint and serial.arrays[0].shape == (12, 3, 8, 8)
 
 
-def test_imagefolder_skips_empty_class_folders_and_names_bad_images(tmp_path: Path) -> None:
-    _write_png_tree(tmp_path, ("train",), per_class=10)
-    (tmp_path / "train" / "aardvark").mkdir()  # sorts first: skipping it must not shift the labels
-    with pytest.warns(UserWarning, match=r"\['aardvark'\].*not counted as classes"):
-        d = load_dataset("imagefolder", root=tmp_path, val_fraction=0.2, test_fraction=0.2)
-    assert d.num_classes == 3 and sorted(set(d.train_y.tolist())) == [0, 1, 2]
+def test_imagefolder_cache_follows_the_bytes_not_the_modification_time(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for cls in ("cat", "dog"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(5):  # stored uncompressed: every image of this size has the same file size
+            pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "train" / cls / f"{i}.png", compress_level=0)
+    first = load_imagefolder(tmp_path, None, 0.2, 0.2, 0)
+    target = tmp_path / "train" / "dog" / "3.png"
+    before = target.stat()
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # touched: the same entry
+    assert load_imagefolder(tmp_path, None, 0.2, 0.2, 0).path == first.path
+    new = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    Image.fromarray(new).save(target, compress_level=0)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old size and time, new pixels
+    assert target.stat().st_size == before.st_size and target.stat().st_mtime_ns == before.st_mtime_ns
+    again = load_imagefolder(tmp_path, None, 0.2, 0.2, 0)
+    assert again.path != first.path and again.fingerprint != first.fingerprint  # the training cache key too
+    files = json.loads((again.path / "files.json").read_text())
+    split = next(s for s, paths in files.items() if str(target) in paths)
+    row = files[split].index(str(target))
+    arrays = dict(zip(("train", "val", "test"), again.arrays[::2], strict=True))
+    assert np.array_equal(arrays[split][row], new.transpose(2, 0, 1))
+
+
+def test_imagefolder_refuses_empty_class_folders_and_names_bad_images(tmp_path: Path) -> None:
+    _write_png_tree(tmp_path, ("train", "val"), per_class=10)
+    (tmp_path / "train" / "aardvark").mkdir()
+    (tmp_path / "train" / "zebra").mkdir()
+    (tmp_path / "train" / "zebra" / "notes.txt").write_text("no image here")
+    with pytest.raises(PnasError, match=r"class folder\(s\) aardvark, zebra under .*train hold no"):
+        load_dataset("imagefolder", root=tmp_path, val_fraction=0.2, test_fraction=0.2)
+    shutil.rmtree(tmp_path / "train" / "aardvark")
+    shutil.rmtree(tmp_path / "train" / "zebra")
+    (tmp_path / "val" / "dog" / "0.png").rename(tmp_path / "val" / "dog" / "0.txt")
+    for i in range(1, 10):
+        (tmp_path / "val" / "dog" / f"{i}.png").unlink()
+    with pytest.raises(PnasError, match=r"class folder\(s\) dog under .*val hold no"):
+        load_dataset("imagefolder", root=tmp_path, val_fraction=0.2, test_fraction=0.2)
+    shutil.rmtree(tmp_path / "val")
     (tmp_path / "train" / "dog" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(PnasError, match=r"1 unreadable image.*dog/broken\.png"), pytest.warns(UserWarning):
+    with pytest.raises(PnasError, match=r"1 unreadable image.*dog/broken\.png"):
         load_imagefolder(tmp_path, None, 0.2, 0.2, 0)
     assert not list((tmp_path / ".pnas-cache").glob(".*"))  # the failed build left no temporary folder
 

@@ -155,27 +155,49 @@ def test_corrupt_surrogate_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def record(cell: str = CELL, **changes: object) -> dict:
-    from pnas_core.records import RECORD_COLUMNS
-
-    base = {c: None for c in RECORD_COLUMNS}
-    base.update(cell=cell, cell_id="abc", settings_hash="h", dataset="d", seed=0, status="ok", val_acc=0.5)
+    """A valid training record of ``cell`` (settings "h", dataset "d", seed 0), with ``changes``."""
+    c = parse(cell)
+    base = {
+        "cell": c.text,
+        "cell_id": c.id,
+        "num_blocks": c.num_blocks,
+        "val_acc": 0.5,
+        "val_curve": [0.5],
+        "curve_epochs": [1],
+        "train_loss": 1.0,
+        "params": 100,
+        "mult_adds": 1000,
+        "train_seconds": 1.0,
+        "epochs": 1,
+        "batch_size": 8,
+        "device": "cpu",
+        "seed": 0,
+        "candidate_seed": 1,
+        "dataset": "d",
+        "settings_hash": "h",
+        "status": "ok",
+        "error": None,
+    }
     base.update(changes)
     return base
+
+
+ID = parse(CELL).id
 
 
 def test_cache_refuses_nan_and_folders_and_reads_read_only(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path / "cache")
     path = cache.put(record())
-    assert cache.get("abc", "h", "d", 0)["val_acc"] == 0.5
+    assert cache.get(ID, "h", "d", 0)["val_acc"] == 0.5
     entry = json.loads(path.read_text())
     entry["record"]["val_acc"] = float("nan")
     path.write_text(json.dumps(entry))  # json writes NaN
     with pytest.warns(CorruptCacheEntry, match="not a finite number"):
-        assert cache.get("abc", "h", "d", 0) is None
+        assert cache.get(ID, "h", "d", 0) is None
     path.unlink()
     path.mkdir()
     with pytest.raises(PnasError, match="is not a file"):
-        cache.get("abc", "h", "d", 0)
+        cache.get(ID, "h", "d", 0)
     path.rmdir()
     cache.put(record())
     if os.geteuid() == 0:
@@ -183,7 +205,7 @@ def test_cache_refuses_nan_and_folders_and_reads_read_only(tmp_path: Path) -> No
     for p in [cache.root, *cache.root.rglob("*")]:
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
-        assert cache.get("abc", "h", "d", 0)["val_acc"] == 0.5
+        assert cache.get(ID, "h", "d", 0)["val_acc"] == 0.5
     finally:
         for p in [cache.root, *cache.root.rglob("*")]:
             p.chmod(p.stat().st_mode | stat.S_IWUSR)

@@ -8,8 +8,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-MAX_COUNT = 10**6
-"""Largest count an option such as ``--n`` takes: more cells than any experiment trains."""
+from pnas_core.limits import MAX_BUDGET, MAX_COUNT, MAX_DERIVED_SEED, MAX_THREADS
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -29,10 +28,14 @@ def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-seed = int_range(0, 2**63 - 1)
-"""A seed: a non-negative integer (numpy's generators refuse negative ones)."""
+seed = int_range(0, MAX_DERIVED_SEED)
+"""A seed: 0 to :data:`pnas_core.limits.MAX_DERIVED_SEED` (numpy's generators refuse negative ones)."""
 count = int_range(1, MAX_COUNT)
-"""A number of cells, repeats or threads: 1 to :data:`MAX_COUNT`."""
+"""A number of cells, repeats, epochs or threads: 1 to :data:`pnas_core.limits.MAX_COUNT`."""
+threads = int_range(1, MAX_THREADS)
+"""A number of threads or worker processes: 1 to :data:`pnas_core.limits.MAX_THREADS`."""
+budget = int_range(1, MAX_BUDGET)
+"""A cost budget (parameters, multiply-adds): 1 to :data:`pnas_core.limits.MAX_BUDGET`."""
 
 
 def non_negative_float(text: str) -> float:
@@ -44,6 +47,25 @@ def non_negative_float(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return value
+
+
+def folder_path(text: str) -> Path:
+    """An argparse type: a folder to read or make; refuses an empty path (which would mean the current
+    folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; give a folder")
+    return Path(text)
 
 
 def output_file(text: str) -> Path:

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pnas_core.cli.arg_types import output_dir, output_file
+from pnas_core.cli.overwrite import Paths
 from pnas_core.space import MAX_BLOCKS, OPS
 
 DEFAULT_TABLE = "digits_b2"
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ops", nargs="+", default=None, metavar="OP", help=f"op subset (default all: {' '.join(OPS)})"
     )
     p.add_argument("--max-blocks", type=int, required=True, help=f"B (1..{MAX_BLOCKS})")
-    p.add_argument("--out", required=True, type=Path, help="candidates Parquet to write")
+    p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
     p.set_defaults(func=run_cells)
 
     p = sub.add_parser(
@@ -56,8 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ops", nargs="+", default=None, metavar="OP", help="op subset of the table's space")
     p.add_argument("--max-blocks", type=int, required=True, help="B of the table's space")
     p.add_argument("--partial", action="store_true", help="allow missing cells (a table marked incomplete)")
-    p.add_argument("--out", required=True, type=Path, help="table Parquet to write")
-    p.set_defaults(func=run_table)
+    p.add_argument("--out", required=True, type=output_file, help="table Parquet to write")
+    p.set_defaults(
+        func=run_table, paths=lambda a: Paths(reads=[*(a.trained or []), *(a.settings or [])], writes=[a.out])
+    )
 
     p = sub.add_parser("simulate", help="replay PNAS and random search on a benchmark table over many seeds")
     _table_and_settings(p)
@@ -77,8 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--beam-size", type=int, default=16, help="K (default 16; the quick config's is 32)")
     p.add_argument("--budget", type=int, default=None, help="models per strategy (default PNAS's)")
-    p.add_argument("--out-dir", required=True, type=Path, help="folder for strategies.csv and the figure")
-    p.set_defaults(func=run_simulate)
+    p.add_argument(
+        "--out-dir", required=True, type=output_dir, help="folder for strategies.csv and the figure"
+    )
+    p.set_defaults(func=run_simulate, paths=_simulate_paths)
 
     p = sub.add_parser("bench-quality", help="Algorithm 2 on a benchmark table: rho on b and b+1")
     _table_and_settings(p)
@@ -93,8 +99,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help="predictor families (default: rnn mlp xgb; also gnn, weighted); 'mean' averages them",
     )
-    p.add_argument("--out", required=True, type=Path, help="quality Parquet to write")
-    p.set_defaults(func=run_quality)
+    p.add_argument("--out", required=True, type=output_file, help="quality Parquet to write")
+    p.set_defaults(func=run_quality, paths=lambda a: Paths(reads=[a.table, a.settings], writes=[a.out]))
+
+
+STRATEGIES_FILE = "strategies.csv"
+FIGURE_STEM = "simulation"
+
+
+def _simulate_paths(args: argparse.Namespace) -> Paths:
+    """The table and settings simulate reads, the table and figure files it writes."""
+    from pnas_core.figures.style import figure_paths
+
+    return Paths(
+        reads=[args.table, args.settings],
+        writes=[args.out_dir / STRATEGIES_FILE, *figure_paths(args.out_dir, FIGURE_STEM)],
+    )
 
 
 def run_cells(args: argparse.Namespace) -> int:
@@ -157,8 +177,11 @@ def _records_files(paths: list[Path]):
         meta = read_metadata(path)
         if "settings" not in meta:
             raise PnasError(f"records file {path} has no settings metadata")
-        this = json.loads(meta["settings"])
-        seeds.append(int(this.pop("seed")))
+        try:
+            this = json.loads(meta["settings"])
+            seeds.append(int(this.pop("seed")))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PnasError(f"records file {path} has unreadable settings metadata: {exc!r}") from exc
         if settings is not None and this != settings:
             raise PnasError(f"records file {path} was trained with other settings than {paths[0]}")
         settings = this
@@ -235,7 +258,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         c for c in compute.columns if c.startswith(("best_ec", "topk_ec", "models_ec", "cost_", "seconds_"))
     ]
     summary = summary.merge(compute[["strategy", *extra]], on="strategy")
-    with atomic_path(args.out_dir / "strategies.csv") as tmp:
+    with atomic_path(args.out_dir / STRATEGIES_FILE) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     for name, frame in (("paired", paired), ("reach", reach)):
         if frame is not None:
@@ -246,7 +269,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         n1 = int((table.cells["num_blocks"] == 1).sum())
         starts = [n1 + 1 + j * args.beam_size for j in range(table.max_blocks - 1)]
         figure = simulation_figure(curve, args.seeds, TOP_K, title, starts)
-        save_figure(figure, args.out_dir, "simulation", curve)
+        save_figure(figure, args.out_dir, FIGURE_STEM, curve)
     print(
         f"table {args.table}: {len(table.cells)} cells, training seeds {list(table.seeds)}"
         + ("" if table.complete else " (PARTIAL table)")
@@ -263,7 +286,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     fits = ", ".join(f"{n} {sim.fit_count[n]} fits {s:.1f} s" for n, s in sim.fit_seconds.items())
     per = ", ".join(f"{n} {s:.1f} s" for n, s in sim.seconds.items())
     print(f"CPU time per strategy: {per}; predictor fitting: {fits or 'none'}; wall {wall:.1f} s")
-    print(f"-> {args.out_dir}/strategies.csv, {args.out_dir}/simulation.png", file=sys.stderr)
+    print(f"-> {args.out_dir / STRATEGIES_FILE}, {args.out_dir / FIGURE_STEM}.png", file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from pnas_core.cli.arg_types import count, output_dir
+from pnas_core.cli.overwrite import Paths
 
 STEMS = {
     "quality": "predictor_quality",
@@ -76,7 +77,21 @@ def _kind(kinds: argparse._SubParsersAction, name: str, help_text: str) -> argpa
         "--out-dir", required=True, type=output_dir, help="folder to write <stem>.png, .pdf and .csv into"
     )
     p.add_argument("--stem", default=STEMS[name], help=f"output file stem (default {STEMS[name]})")
+    p.set_defaults(paths=_paths)
     return p
+
+
+INPUT_OPTIONS = ("quality", "summary", "random_trained", "random_candidates", "best_cell")
+"""The options of the figure kinds that name files to read."""
+
+
+def _paths(args: argparse.Namespace) -> Paths:
+    """The figure's input files and the three files it writes."""
+    from pnas_core.figures.style import figure_paths
+
+    given = [getattr(args, name, None) for name in INPUT_OPTIONS]
+    reads = [p for value in given for p in (value if isinstance(value, list) else [value])]
+    return Paths(reads=reads, writes=figure_paths(args.out_dir, args.stem))
 
 
 def _summary_args(p: argparse.ArgumentParser, random: bool) -> None:

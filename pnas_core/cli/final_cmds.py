@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pnas_core.cli.arg_types import count, output_dir, output_file
+from pnas_core.cli.arg_types import output_dir, output_file, threads
+from pnas_core.cli.overwrite import Paths
 
 EXPORT_FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
 """Default output file name of each ``pnas export --format``."""
@@ -30,11 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     final.add_argument("--out-dir", required=True, type=output_dir, help="output folder")
     final.add_argument(
         "--threads",
-        type=count,
+        type=threads,
         default=None,
         help="torch CPU threads (default $PNAS_THREADS, else all cores)",
     )
-    final.set_defaults(func=run_final_train)
+    final.set_defaults(func=run_final_train, paths=_final_paths)
 
     pred = sub.add_parser("predict", help="top-1 class and probability of image files with a trained model")
     pred.add_argument("--model", required=True, type=Path, help="final-train output folder or its model.pt")
@@ -58,7 +59,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="output file (default beside model.pt: model.torchscript.pt or model.onnx)",
     )
-    export.set_defaults(func=run_export)
+    export.set_defaults(func=run_export, paths=_export_paths)
+
+
+def _final_paths(args: argparse.Namespace) -> Paths:
+    """The cell and settings files final-train reads and every file it writes into --out-dir."""
+    from pnas_core.final import WRITTEN_FILES
+
+    return Paths(reads=[args.cell_file, args.settings], writes=[args.out_dir / f for f in WRITTEN_FILES])
+
+
+def _export_paths(args: argparse.Namespace) -> Paths:
+    """The model file export reads and the file it writes."""
+    from pnas_core.model_io import model_file
+
+    return Paths(reads=[model_file(args.model)], writes=[export_path(args)])
+
+
+def export_path(args: argparse.Namespace) -> Path:
+    """The file ``pnas export`` writes: ``--out``, else beside the model file."""
+    from pnas_core.model_io import model_file
+
+    return args.out if args.out is not None else model_file(args.model).with_name(EXPORT_FILES[args.format])
 
 
 def run_final_train(args: argparse.Namespace) -> int:
@@ -97,7 +119,7 @@ def run_export(args: argparse.Namespace) -> int:
     from pnas_core.model_io import export_onnx, export_torchscript, load_model
 
     model, info = load_model(args.model)
-    out = args.out if args.out is not None else info.path.with_name(EXPORT_FILES[args.format])
+    out = export_path(args)
     export = export_onnx if args.format == "onnx" else export_torchscript
     diff = export(model, info, out)
     c, h, w = info.input_shape

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pnas_core.cli.arg_types import count, int_range, output_dir, output_file
+from pnas_core.cli.arg_types import count, folder_path, int_range, output_dir, output_file
+from pnas_core.cli.overwrite import Paths
 from pnas_core.space import MAX_BLOCKS, OPS
 
 REPLICATE_FILES = ("comparison.parquet", "strategies.csv", "paired.csv", "reach.csv", "comparison.txt")
@@ -39,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-blocks", type=int_range(1, MAX_BLOCKS), required=True, help="B")
     p.add_argument("--beam-size", type=count, required=True, help="K of the search whose budget is used")
     p.add_argument("--budget", type=count, default=None, help="models to train (default: PNAS's budget)")
-    p.add_argument("--cache-dir", required=True, help="the result cache")
+    p.add_argument("--cache-dir", required=True, type=folder_path, help="the result cache")
     p.add_argument("--threads", type=count, default=None, help="torch threads (default $PNAS_THREADS or all)")
     p.add_argument("--out", required=True, type=output_file, help="run table Parquet to write")
-    p.set_defaults(func=run_replicate)
+    p.set_defaults(func=run_replicate, paths=_replicate_paths)
 
     p = sub.add_parser(
         "compare-replicates", help="compare replicated searches: tables, figure and printed statistics"
@@ -60,7 +61,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=output_dir,
         help=f"folder for {', '.join(REPLICATE_FILES)}, replicates.*",
     )
-    p.set_defaults(func=run_compare)
+    p.set_defaults(func=run_compare, paths=_compare_paths)
+
+
+def _replicate_paths(args: argparse.Namespace) -> Paths:
+    """The settings replicate reads, the run table it writes."""
+    return Paths(reads=[args.settings, args.surrogate_settings], writes=[args.out])
+
+
+def _compare_paths(args: argparse.Namespace) -> Paths:
+    """The run tables compare-replicates reads, the tables and figure it writes."""
+    from pnas_core.figures.style import figure_paths
+
+    return Paths(
+        reads=args.runs,
+        writes=[
+            *(args.out_dir / name for name in REPLICATE_FILES),
+            *figure_paths(args.out_dir, "replicates"),
+        ],
+    )
 
 
 def run_replicate(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pnas_core.cli.arg_types import output_file
+from pnas_core.cli.overwrite import Paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=output_file, help="summary Parquet to write")
     p.add_argument("--best", required=True, type=output_file, help="best_cell.txt to write")
     p.add_argument("--csv", default=None, type=output_file, help="also write the summary as CSV")
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run,
+        paths=lambda a: Paths(reads=[*a.candidates, *a.trained], writes=[a.out, a.best, a.csv]),
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-from pnas_core.cli.arg_types import count, int_range, non_negative_float, output_dir, output_file, seed
+from pnas_core.cli.arg_types import (
+    budget,
+    count,
+    int_range,
+    non_negative_float,
+    output_dir,
+    output_file,
+    seed,
+    threads,
+)
+from pnas_core.cli.overwrite import Paths
+from pnas_core.limits import MAX_COUNT
 from pnas_core.space import MAX_BLOCKS, OPS, Space
 
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb", "gnn", "weighted")  # pnas_core.surrogate.PREDICTORS
@@ -41,7 +52,7 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
 def _threads(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--threads",
-        type=count,
+        type=threads,
         default=None,
         help=f"threads that {what} the ensembles' members side by side, each on one torch thread "
         "(default $PNAS_THREADS, else all allowed cores); the results are the same for any number",
@@ -102,7 +113,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _threads(p, "fit")
     p.add_argument("--out", required=True, type=output_dir, help="folder to write (replaced atomically)")
-    p.set_defaults(func=run_fit)
+    p.set_defaults(
+        func=run_fit,
+        paths=lambda a: Paths(reads=[*a.records, a.settings], read_dirs=[a.warm_from], replaces=[a.out]),
+    )
 
     p = sub.add_parser("expand-score", help="score every child of the parent cells")
     p.add_argument("--parents", required=True, help="candidates Parquet of the parent level")
@@ -116,7 +130,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _threads(p, "score")
     p.add_argument("--out", required=True, type=output_file, help="scored Parquet to write")
-    p.set_defaults(func=run_expand_score)
+    p.set_defaults(
+        func=run_expand_score,
+        paths=lambda a: Paths(reads=[a.parents, a.settings], read_dirs=[a.surrogate], writes=[a.out]),
+    )
 
     p = sub.add_parser(
         "select", help="K children by predicted accuracy, optionally within budgets or by Pareto"
@@ -131,10 +148,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--kappa", type=non_negative_float, default=1.0, help="UCB weight of the spread (default 1.0)"
     )
-    p.add_argument("--max-params", type=int_range(1), default=None, help="drop children with more parameters")
-    p.add_argument(
-        "--max-mult-adds", type=int_range(1), default=None, help="drop children with more multiply-adds"
-    )
+    p.add_argument("--max-params", type=budget, default=None, help="drop children with more parameters")
+    p.add_argument("--max-mult-adds", type=budget, default=None, help="drop children with more multiply-adds")
     p.add_argument(
         "--pareto", action="store_true", help="fill K from Pareto fronts of the score against cost"
     )
@@ -142,7 +157,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pareto-cost", default="params", choices=("params", "mult_adds"), help="cost axis (default params)"
     )
     p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
-    p.set_defaults(func=run_select)
+    p.set_defaults(func=run_select, paths=lambda a: Paths(reads=[a.scored], writes=[a.out]))
 
     p = sub.add_parser("eval-surrogate", help="predictor quality: Spearman rho on b and b+1 blocks")
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
@@ -154,10 +169,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--repeats", type=count, default=None, help="Algorithm 2: repeat T times (needs --train-size)"
     )
-    p.add_argument("--train-size", type=int_range(2), default=None, help="cells to fit on (K)")
+    p.add_argument("--train-size", type=int_range(2, MAX_COUNT), default=None, help="cells to fit on (K)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", required=True, type=output_file, help="quality Parquet to write")
-    p.set_defaults(func=run_eval)
+    p.set_defaults(func=run_eval, paths=lambda a: Paths(reads=[*a.records, a.settings], writes=[a.out]))
 
 
 def _load_settings(path: str | None):

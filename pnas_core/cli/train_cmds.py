@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pnas_core.cli.arg_types import count, int_range, output_file
+from pnas_core.cli.arg_types import count, folder_path, int_range, output_file, share, threads
+from pnas_core.cli.overwrite import Paths
 
 DEFAULT_CACHE_DIR = "results/cache"  # same as pnas_core.cache.DEFAULT_CACHE_DIR; kept light to import
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, type=output_file, help="records Parquet file to write")
     train.add_argument(
         "--cache-dir",
-        type=Path,
+        type=folder_path,
         default=Path(DEFAULT_CACHE_DIR),
         help=f"result cache (default {DEFAULT_CACHE_DIR})",
     )
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--workers",
-        type=int,
+        type=threads,
         default=None,
         help="candidates trained at once on this job's device, each in its own process with threads/W "
         "torch threads (default: the settings' workers, 1); results are the same for any W",
@@ -60,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --stop-at: continue each candidate from its checkpoint of this earlier rung",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
-    train.set_defaults(func=run_train)
+    train.set_defaults(
+        func=run_train, paths=lambda a: Paths(reads=[a.candidates, a.settings], writes=[a.out])
+    )
 
     promote = sub.add_parser(
         "promote",
@@ -70,9 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     promote.add_argument("--candidates", required=True, type=Path, help="the candidates the rung trained")
     promote.add_argument("--records", required=True, type=Path, help="the rung's merged records")
-    promote.add_argument("--keep", required=True, type=float, help="share promoted, in (0, 1)")
+    promote.add_argument("--keep", required=True, type=share, help="share promoted, in (0, 1)")
     promote.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
-    promote.set_defaults(func=run_promote)
+    promote.set_defaults(
+        func=run_promote, paths=lambda a: Paths(reads=[a.candidates, a.records], writes=[a.out])
+    )
 
     finish = sub.add_parser(
         "finish-level",
@@ -81,44 +86,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     finish.add_argument("--out", required=True, type=output_file, help="the level's records Parquet")
     finish.add_argument(
         "--cache-dir",
-        type=Path,
+        type=folder_path,
         default=Path(DEFAULT_CACHE_DIR),
         help=f"result cache holding the rung checkpoints (default {DEFAULT_CACHE_DIR})",
     )
     finish.add_argument("rungs", nargs="+", type=Path, help="merged records of each rung, first to last")
-    finish.set_defaults(func=run_finish)
+    finish.set_defaults(func=run_finish, paths=lambda a: Paths(reads=a.rungs, writes=[a.out]))
 
     merge = sub.add_parser(
         "merge-records", help="concatenate records files (same schema), sorted by cell, duplicates dropped"
     )
     merge.add_argument("--out", required=True, type=output_file, help="merged records Parquet file")
     merge.add_argument("inputs", nargs="+", type=Path, help="records Parquet files")
-    merge.set_defaults(func=run_merge)
+    merge.set_defaults(func=run_merge, paths=lambda a: Paths(reads=a.inputs, writes=[a.out]))
 
 
 def read_candidates(path: Path) -> list[str]:
-    """Canonical cell texts of a candidates Parquet file's ``cell`` column (errors name the row)."""
-    import pyarrow.parquet as pq
+    """Canonical cell texts of a candidates Parquet file's ``cell`` column, checked
+    (:func:`pnas_core.tables.read_arrow`; errors name the row)."""
+    from pnas_core.tables import read_arrow
 
-    from pnas_core.errors import PnasError
-    from pnas_core.space import parse
-
-    if not path.is_file():
-        raise PnasError(f"candidates file {path} not found")
-    try:
-        schema = pq.read_schema(path)
-    except Exception as exc:
-        raise PnasError(f"candidates file {path} is not a readable Parquet file: {exc}") from exc
-    if "cell" not in schema.names:
-        raise PnasError(f"candidates file {path} has no 'cell' column (columns: {', '.join(schema.names)})")
-    texts = pq.read_table(path, columns=["cell"]).column("cell").to_pylist()
-    cells = []
-    for row, text in enumerate(texts):
-        try:
-            cells.append(parse(text).text)
-        except PnasError as exc:
-            raise PnasError(f"candidates file {path}, row {row}: {exc}") from exc
-    return cells
+    return read_arrow(path, "candidates", ["cell"], unique=("cell",)).column("cell").to_pylist()
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -143,8 +131,6 @@ def run_train(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     settings = load_settings(args.settings)
     workers = settings.workers if args.workers is None else args.workers
-    if workers < 1:
-        raise PnasError(f"--workers must be a positive integer, got {workers}")
     # the shard index picks the GPU among the visible ones: deterministic, shared by all workers
     device = pick_device(settings.device, slot=args.shard)
     run_settings = dataclasses.replace(settings, device=str(device))  # device is not hashed
@@ -233,7 +219,7 @@ def run_promote(args: argparse.Namespace) -> int:
         raise PnasError(f"--keep must be in (0, 1), got {args.keep}")
     candidates = beam.read_cell_table(args.candidates, "candidates")
     records = read_records(args.records)
-    texts = read_candidates(args.candidates)
+    texts = candidates.column("cell").to_pylist()
     missing = sorted(set(texts) - set(records["cell"]))
     if missing:
         raise PnasError(f"records {args.records} lack {len(missing)} candidate(s), e.g. {missing[0]!r}")

@@ -185,5 +185,6 @@ def cell_figure(cell: Cell, title: str) -> Figure:
     )
     _arrow(ax, ((left + right) / 2, concat_y + BOX_H / 2), ((left + right) / 2, out_y - BOX_H / 2), "black")
     _box(ax, (left + right) / 2, out_y, 1.5, BOX_H, "$H^{c}$", "#ffffcc", fontsize=10)
-    ax.set_title(f"{title}\n{cell.text.replace(';', '; ')}", fontsize=8.5)
+    # the title is the user's text: shown as typed, never read as matplotlib's $...$ math markup
+    ax.set_title(f"{title}\n{cell.text.replace(';', '; ')}", fontsize=8.5, parse_math=False)
     return fig

@@ -31,9 +31,12 @@ QUALITY_COLUMNS = ("predictor", "blocks", "repeat", "split", "rho", "n_train", "
 """Columns of ``pnas eval-surrogate`` output (``pnas_core.quality.QUALITY_SCHEMA``)."""
 
 
-def read_nonempty(path: str | Path, what: str, columns: Iterable[str]) -> pd.DataFrame:
-    """Read a Parquet file and check that it has ``columns`` and at least one row."""
-    df = read_frame(path, what, columns)
+def read_nonempty(
+    path: str | Path, what: str, columns: Iterable[str], unique: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read a Parquet file, checked (:func:`pnas_core.tables.read_frame`, rows unique by ``unique``),
+    with ``columns`` and at least one row."""
+    df = read_frame(path, what, columns, unique)
     if df.empty:
         raise PnasError(f"{what} file {path} has no rows")
     return df
@@ -41,7 +44,7 @@ def read_nonempty(path: str | Path, what: str, columns: Iterable[str]) -> pd.Dat
 
 def read_summary(path: str | Path) -> pd.DataFrame:
     """The PNAS search summary, in training order (sorted by ``models_trained``)."""
-    df = read_nonempty(path, "summary", SUMMARY_COLUMNS)
+    df = read_nonempty(path, "summary", SUMMARY_COLUMNS, unique=("cell",))
     return df.sort_values("models_trained", kind="stable").reset_index(drop=True)
 
 
@@ -51,17 +54,13 @@ def read_random(trained: str | Path, candidates: str | Path) -> pd.DataFrame:
     The order is the ``rank`` of each cell in ``candidates``; every trained cell must be a candidate.
     Candidates not (yet) trained are left out.
     """
-    rec = read_nonempty(trained, "random-search records", RANDOM_TRAINED_COLUMNS)
-    cand = read_nonempty(candidates, "random-search candidates", RANDOM_CANDIDATE_COLUMNS)
-    if cand["cell"].duplicated().any():
-        dup = cand.loc[cand["cell"].duplicated(), "cell"].iloc[0]
-        raise PnasError(f"random-search candidates file {candidates} lists cell {dup!r} twice")
+    rec = read_nonempty(trained, "random-search records", RANDOM_TRAINED_COLUMNS, unique=("cell",))
+    cand = read_nonempty(candidates, "random-search candidates", RANDOM_CANDIDATE_COLUMNS, unique=("cell",))
     unknown = sorted(set(rec["cell"]) - set(cand["cell"]))
     if unknown:
         raise PnasError(
             f"random-search records {trained} hold {len(unknown)} cell(s) not in {candidates}, e.g. {unknown[0]!r}"
         )
-    rec = rec.drop_duplicates("cell", keep="first")
     df = rec.merge(cand[["cell", "rank"]], on="cell", how="left", validate="one_to_one")
     df = df.sort_values(["rank", "cell"], kind="stable").reset_index(drop=True)
     df.insert(0, "models_trained", range(1, len(df) + 1))

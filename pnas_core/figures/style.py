@@ -86,14 +86,18 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def figure_paths(out_dir: str | Path, stem: str) -> list[Path]:
+    """The files :func:`save_figure` writes: ``out_dir/stem.png``, ``.pdf`` and ``.csv``."""
+    return [Path(out_dir) / f"{stem}.{ext}" for ext in ("png", "pdf", "csv")]
+
+
 def save_figure(fig: Figure, out_dir: str | Path, stem: str, table: pd.DataFrame) -> list[Path]:
     """Write ``out_dir/stem.png``, ``.pdf`` and ``.csv`` (the plotted numbers), each atomically.
 
     PNG and PDF carry no timestamps or version strings that change between runs, so identical
     inputs give byte-identical files. Returns the three paths.
     """
-    out = Path(out_dir)
-    paths = [out / f"{stem}.png", out / f"{stem}.pdf", out / f"{stem}.csv"]
+    paths = figure_paths(out_dir, stem)
     with atomic_path(paths[0]) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata=PNG_METADATA)
     with atomic_path(paths[1]) as tmp:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pnas_core.atomic import current_umask, write_json
+from pnas_core.atomic import current_umask, disk_full_error, write_json
 from pnas_core.errors import PnasError
 from pnas_core.space import TOKEN_DTYPE, Cell, insert_blocks, parse
 from pnas_core.surrogate.jobs import Jobs, one_job
@@ -262,5 +262,10 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
         if old is not None:
             shutil.rmtree(old)
+    except Exception as exc:
+        full = disk_full_error(exc, target)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

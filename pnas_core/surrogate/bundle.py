@@ -10,7 +10,7 @@ import pandas as pd
 
 from pnas_core.atomic import write_json
 from pnas_core.errors import PnasError
-from pnas_core.surrogate.base import Predictor, atomic_dir, make_predictor
+from pnas_core.surrogate.base import PREDICTORS, Predictor, atomic_dir, make_predictor
 from pnas_core.surrogate.jobs import run_jobs
 from pnas_core.surrogate.settings import SurrogateSettings
 from pnas_core.text_io import read_json
@@ -58,7 +58,11 @@ def save_predictors(predictors: dict[str, Predictor], folder: str | os.PathLike[
 
 
 def load_predictors(folder: str | os.PathLike[str]) -> dict[str, Predictor]:
-    """Read a folder written by :func:`save_predictors`, predictors in manifest order."""
+    """Read a folder written by :func:`save_predictors`, predictors in manifest order.
+
+    The manifest may name only known predictors (:data:`PREDICTORS`), each once: a name is the
+    sub-folder read, so nothing else (``../elsewhere``) is; each sub-folder must hold the predictor it
+    is named after."""
     folder = Path(folder)
     manifest = folder / MANIFEST
     if not manifest.is_file():
@@ -67,4 +71,11 @@ def load_predictors(folder: str | os.PathLike[str]) -> dict[str, Predictor]:
     names = content.get("predictors") if isinstance(content, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise PnasError(f"surrogate manifest {manifest} lists no predictors")
-    return {name: Predictor.load(folder / name) for name in names}
+    unknown = [n for n in names if n not in PREDICTORS]
+    if unknown:
+        raise PnasError(
+            f"surrogate manifest {manifest} names unknown predictor {unknown[0]!r} (known: {', '.join(PREDICTORS)})"
+        )
+    if len(set(names)) != len(names):
+        raise PnasError(f"surrogate manifest {manifest} names a predictor twice: {' '.join(names)}")
+    return {name: PREDICTORS[name].load(folder / name) for name in names}

@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 
 from pnas_core.errors import PnasError
+from pnas_core.records import UNIQUE_RUN
 from pnas_core.tables import read_frame
 
 REQUIRED_COLUMNS = ("cell", "num_blocks", "val_acc", "status")
 
 
 def read_fit_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Concatenate record files, checking each has the columns the predictors need."""
+    """Concatenate record files, each checked (:func:`pnas_core.tables.read_frame`) and holding the
+    columns the predictors need."""
     if not paths:
         raise PnasError("no records files given")
-    frames = [read_frame(path, "records", REQUIRED_COLUMNS) for path in paths]
+    frames = [read_frame(path, "records", REQUIRED_COLUMNS, unique=UNIQUE_RUN) for path in paths]
     return pd.concat(frames, ignore_index=True)
 
 

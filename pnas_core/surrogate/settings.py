@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pnas_core.errors import PnasError
-from pnas_core.settings_io import DEVICE_PATTERN, Rules, check_rules, from_file, from_mapping
+from pnas_core.errors import PnasError, shown
+from pnas_core.limits import MAX_COUNT, MAX_DERIVED_SEED, MAX_ENSEMBLE, MAX_THREADS, MAX_WIDTH, XGB_MAX_FLOAT
+from pnas_core.settings_io import DEVICE_PATTERN, Rules, check_bounds, check_rules, from_file, from_mapping
 from pnas_core.space import MAX_BLOCKS
 
 XGB_DEFAULTS: dict[str, Any] = {
@@ -25,7 +26,12 @@ XGB_DEFAULTS: dict[str, Any] = {
 """XGBRegressor parameters; ``n_jobs`` is fixed so results do not depend on the machine."""
 
 LOSSES = ("l1", "mse")
-WEIGHTED_OF_PATTERN = (r"[a-z]+(\+[a-z]+)*", "give predictor names joined by '+', e.g. rnn+mlp+xgb")
+_FAMILY = "rnn|mlp|xgb|gnn"
+WEIGHTED_OF_PATTERN = (
+    rf"(?!.*\b({_FAMILY})\b.*\b\1\b)(?:{_FAMILY})(?:\+(?:{_FAMILY}))*",
+    "give distinct predictors of rnn, mlp, xgb and gnn joined by '+', e.g. rnn+mlp+xgb",
+)
+"""The families the ``weighted`` predictor may combine (every predictor but itself), each once."""
 SURROGATE_RULES = Rules(
     minimum={
         **dict.fromkeys(
@@ -37,27 +43,52 @@ SURROGATE_RULES = Rules(
         "seed": 0,
     },
     exclusive_minimum={"lr_first": 0, "lr": 0},
-    maximum={"max_blocks": MAX_BLOCKS},
+    maximum={
+        "max_blocks": MAX_BLOCKS,
+        "ensemble_size": MAX_ENSEMBLE,
+        **dict.fromkeys(("embed_dim", "hidden_dim"), MAX_WIDTH),
+        **dict.fromkeys(("epochs", "batch_size", "weighted_folds"), MAX_COUNT),
+        "seed": MAX_DERIVED_SEED,  # the quality repeats fit with seed + t
+    },
     choices={"loss": LOSSES},
     patterns={"device": DEVICE_PATTERN, "weighted_of": WEIGHTED_OF_PATTERN},
 )
 """The value rules of :class:`SurrogateSettings` (its checks and its JSON schema; ``xgb`` is
-checked against :data:`XGB_DEFAULTS`)."""
+checked against :data:`XGB_DEFAULTS` and :data:`XGB_RULES`)."""
+
+XGB_RULES = Rules(
+    minimum={
+        **dict.fromkeys(("n_estimators", "n_jobs"), 1),
+        **dict.fromkeys(("max_depth", "learning_rate", "min_child_weight", "reg_lambda"), 0),
+    },
+    exclusive_minimum={"subsample": 0, "colsample_bytree": 0},
+    maximum={
+        "n_estimators": MAX_COUNT,
+        "max_depth": 64,
+        **dict.fromkeys(("learning_rate", "subsample", "colsample_bytree"), 1),
+        **dict.fromkeys(("min_child_weight", "reg_lambda"), XGB_MAX_FLOAT),
+        "n_jobs": MAX_THREADS,
+    },
+)
+"""Bounds of the XGBoost parameters: XGBoost's own ranges (learning_rate in [0, 1], subsample and
+colsample_bytree in (0, 1], float parameters read as 32-bit floats), depth at most 64."""
 
 
 def _xgb_value(key: str, value: Any) -> int | float:
-    """``value`` of the XGBoost parameter ``key`` checked: a finite number >= 0, an integer where the
-    default is one (numeric strings such as YAML's ``1e-4`` are read as floats)."""
+    """``value`` of the XGBoost parameter ``key`` checked: a finite number, an integer where the
+    default is one (numeric strings such as YAML's ``1e-4`` are read as floats), within
+    :data:`XGB_RULES`."""
     is_float = isinstance(XGB_DEFAULTS[key], float)
     if is_float and isinstance(value, str | int) and not isinstance(value, bool):
         try:
             value = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     ok = isinstance(value, float) if is_float else isinstance(value, int) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:
+    if not ok or not math.isfinite(value):
         kind = "a finite number" if is_float else "an integer"
-        raise PnasError(f"surrogate setting xgb.{key} must be {kind} >= 0, got {value!r}")
+        raise PnasError(f"surrogate setting xgb.{key} must be {kind}, got {shown(value)}")
+    check_bounds("surrogate", key, value, XGB_RULES, prefix="xgb.")
     return value
 
 
@@ -100,10 +131,10 @@ class SurrogateSettings:
 
     def __post_init__(self) -> None:
         check_rules(self, "surrogate", SURROGATE_RULES)
-        unknown = sorted(set(self.xgb) - set(XGB_DEFAULTS))
+        unknown = sorted(set(self.xgb) - set(XGB_DEFAULTS), key=str)
         if unknown:
             raise PnasError(
-                f"unknown surrogate setting 'xgb.{unknown[0]}' (known: {', '.join(sorted(XGB_DEFAULTS))})"
+                f"unknown surrogate setting {shown(f'xgb.{unknown[0]}')} (known: {', '.join(sorted(XGB_DEFAULTS))})"
             )
         xgb = {**XGB_DEFAULTS, **{k: _xgb_value(k, v) for k, v in self.xgb.items()}}
         object.__setattr__(self, "xgb", xgb)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pnas_core.atomic import write_serialized
 from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size
@@ -138,9 +139,8 @@ class TorchEnsemble(Predictor):
         return ensemble_scores(preds)
 
     def _save_state(self, folder: Path) -> None:
-        torch.save(
-            [{k: v.cpu() for k, v in m.state_dict().items()} for m in self.members], folder / MEMBERS_FILE
-        )
+        states = [{k: v.cpu() for k, v in m.state_dict().items()} for m in self.members]
+        write_serialized(folder / MEMBERS_FILE, lambda fh: torch.save(states, fh))
 
     def _load_state(self, folder: Path) -> None:
         states = torch.load(folder / MEMBERS_FILE, map_location="cpu", weights_only=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pnas_core.errors import PnasError
 from pnas_core.stats import spearman
 from pnas_core.surrogate.base import (
     CellsLike,
@@ -68,14 +67,7 @@ class WeightedPredictor(Predictor):
 
     def __init__(self, settings=None) -> None:
         super().__init__(settings)
-        self.families = self.settings.weighted_of.split("+")
-        if "weighted" in self.families or len(set(self.families)) != len(self.families):
-            raise PnasError(
-                f"surrogate setting weighted_of {self.settings.weighted_of!r} must name distinct "
-                "predictors other than weighted"
-            )
-        for name in self.families:
-            make_predictor(name)  # unknown names fail here, before any fitting
+        self.families = self.settings.weighted_of.split("+")  # distinct known families (SurrogateSettings)
         self.members: dict[str, Predictor] = {}
         self.weights = np.zeros(0)
 

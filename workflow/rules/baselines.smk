@@ -8,18 +8,18 @@ rule sample_random:
         candidates=f"{RESULTS}/random/candidates.parquet",
     params:
         blocks=RANDOM_BLOCKS,
-        n=config["random_search"]["budget"] or "auto",
+        n="auto" if config["random_search"]["budget"] is None else config["random_search"]["budget"],
         beam_size=K,
         max_blocks=B,
         seed=config["seed"],
-        ops=" ".join(OPS),
+        ops=OPS,
         code=command_hash("surrogate_cmds.run_sample"),
     log:
         f"{RESULTS}/logs/random/sample.log",
     shell:
-        "pnas sample --blocks {params.blocks} --n {params.n} --beam-size {params.beam_size}"
-        " --max-blocks {params.max_blocks} --seed {params.seed}"
-        " --ops {params.ops} --out {output.candidates:q} > {log:q} 2>&1"
+        "pnas sample --blocks {params.blocks:q} --n {params.n:q} --beam-size {params.beam_size:q}"
+        " --max-blocks {params.max_blocks:q} --seed {params.seed:q}"
+        " --ops {params.ops:q} --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule sample_quality:
@@ -28,12 +28,12 @@ rule sample_quality:
     params:
         n=config["quality"]["cells_per_size"],
         seed=lambda wc: config["seed"] + 1000 * int(wc.b),
-        ops=" ".join(OPS),
+        ops=OPS,
         code=command_hash("surrogate_cmds.run_sample"),
     log:
         f"{RESULTS}/logs/quality/b{{b}}/sample.log",
     shell:
-        "pnas sample --blocks {wildcards.b} --n {params.n} --seed {params.seed} --ops {params.ops}"
+        "pnas sample --blocks {wildcards.b} --n {params.n:q} --seed {params.seed:q} --ops {params.ops:q}"
         " --out {output.candidates:q} > {log:q} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule eval_quality:
     output:
         quality=f"{RESULTS}/quality/b{{b}}/quality.parquet",
     params:
-        predictors=" ".join(config["search"]["predictors"]),
+        predictors=config["search"]["predictors"],
         repeats=config["quality"]["repeats"],
         train_size=config["quality"]["train_size"],
         seed=config["seed"],
@@ -60,5 +60,5 @@ rule eval_quality:
         f"{RESULTS}/benchmarks/quality/b{{b}}/eval.tsv"
     shell:
         "pnas eval-surrogate --records {input.fitted:q} {input.larger:q} --blocks {wildcards.b}"
-        " --predictors {params.predictors} --settings {input.settings:q} --repeats {params.repeats}"
-        " --train-size {params.train_size} --seed {params.seed} --out {output.quality:q} > {log:q} 2>&1"
+        " --predictors {params.predictors:q} --settings {input.settings:q} --repeats {params.repeats:q}"
+        " --train-size {params.train_size:q} --seed {params.seed:q} --out {output.quality:q} > {log:q} 2>&1"

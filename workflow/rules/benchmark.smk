@@ -7,13 +7,13 @@ rule bench_cells:
     output:
         candidates=f"{RESULTS}/bench/candidates.parquet",
     params:
-        ops=" ".join(OPS),
+        ops=OPS,
         max_blocks=B,
         code=command_hash("bench_cmds.run_cells"),
     log:
         f"{RESULTS}/logs/bench/cells.log",
     shell:
-        "pnas bench-cells --ops {params.ops} --max-blocks {params.max_blocks} --out {output.candidates:q} > {log:q} 2>&1"
+        "pnas bench-cells --ops {params.ops:q} --max-blocks {params.max_blocks:q} --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule bench_train_settings:
@@ -36,11 +36,11 @@ rule bench_table:
     output:
         table=f"{RESULTS}/bench/table.parquet",
     params:
-        ops=" ".join(OPS),
+        ops=OPS,
         max_blocks=B,
         code=command_hash("bench_cmds.run_table"),
     log:
         f"{RESULTS}/logs/bench/table.log",
     shell:
-        "pnas bench-table --trained {input.trained:q} --ops {params.ops} --max-blocks {params.max_blocks}"
+        "pnas bench-table --trained {input.trained:q} --ops {params.ops:q} --max-blocks {params.max_blocks:q}"
         " --out {output.table:q} > {log:q} 2>&1"

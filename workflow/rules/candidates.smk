@@ -6,12 +6,12 @@ rule enumerate_level1:
     output:
         candidates=f"{RESULTS}/level1/candidates.parquet",
     params:
-        ops=" ".join(OPS),
+        ops=OPS,
         code=command_hash("surrogate_cmds.run_enumerate"),
     log:
         f"{RESULTS}/logs/level1/enumerate.log",
     shell:
-        "pnas enumerate --ops {params.ops} --out {output.candidates:q} > {log:q} 2>&1"
+        "pnas enumerate --ops {params.ops:q} --out {output.candidates:q} > {log:q} 2>&1"
 
 
 rule expand_score:
@@ -22,7 +22,7 @@ rule expand_score:
     output:
         scored=f"{RESULTS}/level{{level}}/scored.parquet",
     params:
-        ops=" ".join(OPS),
+        ops=OPS,
         code=command_hash("surrogate_cmds.run_expand_score"),
     threads: config["surrogate_threads"]
     resources:
@@ -32,7 +32,7 @@ rule expand_score:
     benchmark:
         f"{RESULTS}/benchmarks/level{{level}}/expand_score.tsv"
     shell:
-        "pnas expand-score --parents {input.parents:q} --surrogate {input.surrogate:q} --ops {params.ops}"
+        "pnas expand-score --parents {input.parents:q} --surrogate {input.surrogate:q} --ops {params.ops:q}"
         " --settings {input.settings:q} --threads {threads} --out {output.scored:q} > {log:q} 2>&1"
 
 
@@ -50,4 +50,4 @@ rule select_top_k:
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:
-        "pnas select --scored {input.scored:q} --k {params.k} {params.flags} --out {output.candidates:q} > {log:q} 2>&1"
+        "pnas select --scored {input.scored:q} --k {params.k:q} {params.flags} --out {output.candidates:q} > {log:q} 2>&1"

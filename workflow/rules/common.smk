@@ -4,10 +4,9 @@
 import os
 import re
 import shlex
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+# (workflow/scripts is on sys.path: validate.smk, included first, put it there.)
 # command_hash("train_cmds.run_train"): hash of everything that pnas command runs, found with ast;
 # every rule carries the hash of its command as `params.code`, so editing any module it runs reruns it.
 from code_closure import command_hash, script_hash  # noqa: E402
@@ -23,8 +22,8 @@ CACHE_DIR = config["cache_dir"]
 RESULTS = f"results/{NAME}"
 FIGURES = f"{RESULTS}/figures"
 FINAL = f"{RESULTS}/final"
-RANDOM_BLOCKS = config["random_search"]["blocks"] or B
-QUALITY_SIZES = config["quality"]["sizes"] or list(range(1, B))
+RANDOM_BLOCKS = B if config["random_search"]["blocks"] is None else config["random_search"]["blocks"]
+QUALITY_SIZES = list(range(1, B)) if config["quality"]["sizes"] is None else config["quality"]["sizes"]
 
 
 def uses_gpu(section):
@@ -48,15 +47,6 @@ wildcard_constraints:
     shard=r"\d+",
     stage=r"level\d+|level\d+/rung\d+|random|quality/b\d+|bench/seed\d+",
     b=r"\d+",
-
-
-# The dataset's layout inside data_root is checked by pnas_core.data in the first training job; a
-# missing folder is caught here already, so a dry run names it before anything runs.
-if config["dataset"] in ("cifar10", "imagefolder"):
-    if not config.get("data_root"):
-        fail(f"dataset {config['dataset']!r} needs data_root (e.g. --config data_root=/data/cifar10)")
-    if not Path(config["data_root"]).is_dir():
-        fail(f"data_root {config['data_root']!r} is not a folder")
 
 
 FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
@@ -190,16 +180,16 @@ def figure_outputs(stem, category):
 def select_flags():
     """`pnas select` flags for the search section's selection keys."""
     search = config["search"]
-    flags = [f"--by {search['select_by']}"]
+    flags = ["--by", search["select_by"]]
     if search["select_by"] == "ucb":
-        flags.append(f"--kappa {search['ucb_kappa']}")
+        flags += ["--kappa", search["ucb_kappa"]]
     if search["max_params"] is not None:
-        flags.append(f"--max-params {search['max_params']}")
+        flags += ["--max-params", search["max_params"]]
     if search["max_mult_adds"] is not None:
-        flags.append(f"--max-mult-adds {search['max_mult_adds']}")
+        flags += ["--max-mult-adds", search["max_mult_adds"]]
     if search["pareto"]:
-        flags.append(f"--pareto --pareto-cost {search['pareto_cost']}")
-    return " ".join(flags)
+        flags += ["--pareto", "--pareto-cost", search["pareto_cost"]]
+    return " ".join(shlex.quote(str(flag)) for flag in flags)
 
 
 # The replicated searches (rules/replicates.smk).

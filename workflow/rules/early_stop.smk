@@ -20,7 +20,7 @@ if EARLY_STOP:
             f"{RESULTS}/logs/level{{level}}/promote_rung{{rung}}.log",
         shell:
             "pnas promote --candidates {input.candidates:q} --records {input.records:q}"
-            " --keep {params.keep} --out {output.candidates:q} > {log:q} 2>&1"
+            " --keep {params.keep:q} --out {output.candidates:q} > {log:q} 2>&1"
 
     rule finish_level:
         input:
@@ -33,5 +33,5 @@ if EARLY_STOP:
         log:
             f"{RESULTS}/logs/level{{level}}/finish_level.log",
         shell:
-            "pnas finish-level --cache-dir {params.cache:q} --out {output.trained:q} {input.rungs:q}"
+            "pnas finish-level --cache-dir={params.cache:q} --out {output.trained:q} {input.rungs:q}"
             " > {log:q} 2>&1"

@@ -32,7 +32,7 @@ rule replicate:
     shell:
         "pnas replicate --strategy {params.text:q} --name {wildcards.strategy} --settings {input.settings:q}"
         " --surrogate-settings {input.surrogate:q} --ops {params.ops} --max-blocks {params.max_blocks}"
-        " --beam-size {params.beam_size} {params.budget} --cache-dir {params.cache:q} --threads {threads}"
+        " --beam-size {params.beam_size} {params.budget} --cache-dir={params.cache:q} --threads {threads}"
         " --out {output.run:q} > {log:q} 2>&1"
 
 

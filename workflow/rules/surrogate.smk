@@ -10,7 +10,7 @@ rule fit_surrogate:
     output:
         surrogate=directory(f"{RESULTS}/level{{level}}/surrogate"),
     params:
-        predictors=" ".join(config["search"]["predictors"]),
+        predictors=config["search"]["predictors"],
         warm=lambda wc, input: warm_start_flag(input),
         fit_on=(EARLY_STOP or {}).get("fit_on", "full"),
         code=command_hash("surrogate_cmds.run_fit"),
@@ -22,6 +22,6 @@ rule fit_surrogate:
     benchmark:
         f"{RESULTS}/benchmarks/level{{level}}/fit_surrogate.tsv"
     shell:
-        "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors}"
-        " --fit-on {params.fit_on} --settings {input.settings:q} {params.warm} --threads {threads}"
+        "pnas fit-surrogate --records {input.records:q} --predictors {params.predictors:q}"
+        " --fit-on {params.fit_on:q} --settings {input.settings:q} {params.warm} --threads {threads}"
         " --out {output.surrogate:q} > {log:q} 2>&1"

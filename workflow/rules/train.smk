@@ -23,8 +23,8 @@ rule train_shard:
         f"{RESULTS}/benchmarks/{{stage}}/train_shard{{shard}}.tsv"
     shell:
         "pnas train --candidates {input.candidates:q} --settings {input.settings:q}"
-        " --shard {wildcards.shard} --num-shards {params.num_shards} --cache-dir {params.cache:q}"
-        " --threads {threads} --workers {params.workers} {params.stop} --out {output.shard:q} > {log:q} 2>&1"
+        " --shard {wildcards.shard} --num-shards {params.num_shards:q} --cache-dir={params.cache:q}"
+        " --threads {threads} --workers {params.workers:q} {params.stop} --out {output.shard:q} > {log:q} 2>&1"
 
 
 rule merge_shards:
