@@ -145,7 +145,7 @@ def test_baseline_texts_parse(text: str, expected) -> None:
     "text, message",
     [
         ("evolution@population=4,sample=5", "sample <= population"),
-        ("evolution@population=1", "population of 2\.\.1000000"),
+        ("evolution@population=1", r"population of 2\.\.1000000"),
         ("evolution@size=4", "KEY one of population, sample"),
         ("local@population=3", "KEY one of \\(none\\)"),
         ("local:x", "local takes no arguments"),
