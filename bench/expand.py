@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-from pnas_core.space import Space, canonical_tokens, first_rows, tokens_to_cells, tokens_to_texts
+from pnas_core.space.cells import Space, canonical_tokens, first_rows, tokens_to_cells, tokens_to_texts
 
 
 def best_of(fn: Callable[[], object], repeats: int = 5) -> float:

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from pnas_core.space import PNASNET5
-from pnas_core.train import TrainSettings, train_candidate
+from pnas_core.space.cells import PNASNET5
+from pnas_core.training.train import TrainSettings, train_candidate
 
 PAPER_IMAGES_PER_CANDIDATE = 20 * 45_000
 PAPER_CANDIDATES = 1_160

@@ -1,4 +1,4 @@
-"""Image-folder loading (pnas_core.imagefolder): first decode on 1 and 2 threads, then the cached load.
+"""Image-folder loading (pnas_core.training.imagefolder): first decode on 1 and 2 threads, then the cached load.
 
 Writes ``--images`` random-noise images (``--size`` x ``--size``, ``--format`` png or jpg, 10 classes,
 a train/ folder only so val and test are split off) into a temporary folder, then times (wall and CPU
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pnas_core.data import load_dataset, stratified_split
-from pnas_core.imagefolder import CACHE_ENV, load_imagefolder
+from pnas_core.training.data import load_dataset, stratified_split
+from pnas_core.training.imagefolder import CACHE_ENV, load_imagefolder
 
 CLASSES = 10
 

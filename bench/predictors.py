@@ -2,10 +2,10 @@
 
 Two measurements, both paired across options (the same draws for every option):
 
-* Algorithm 2 (``pnas_core.quality.algorithm2``, as ``pnas bench-quality``): T repeats, fit on K
+* Algorithm 2 (``pnas_core.search.quality.algorithm2``, as ``pnas bench-quality``): T repeats, fit on K
   random cells of each size 1..b; Spearman rho on the b-block cells not fitted ("rho b") and on
   every (b+1)-block cell ("rho b+1"), mean and 95% interval (Student t) over the repeats.
-* ``pnas simulate`` (``pnas_core.simulate``): the progressive search replayed on the table for seeds
+* ``pnas simulate`` (``pnas_core.search.simulate``): the progressive search replayed on the table for seeds
   0..N-1 selecting by the option, against random search at the same budget M; best and top-5 mean
   accuracy after M models (mean and 95% interval over seeds), the models the mean best curve needs
   to reach random search's final mean best, and predictor-fit CPU seconds per fit.
@@ -24,9 +24,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from pnas_core import quality
-from pnas_core.benchmark import load_table
-from pnas_core.simulate import SIMULATION_SURROGATE, Simulation, simulate, summarize
+from pnas_core.search import quality
+from pnas_core.search.benchmark import load_table
+from pnas_core.search.simulate import SIMULATION_SURROGATE, Simulation, simulate, summarize
 from pnas_core.stats import t_interval
 from pnas_core.surrogate import SurrogateSettings
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pnas_core.replicates import read_run
+from pnas_core.search.replicates import read_run
 from pnas_core.stats import spearman, t_interval
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pnas_core import beam, scoring
-from pnas_core.space import Space, canonical_tokens, first_rows, insertion_positions, unique_rows
+from pnas_core.search import beam, scoring
+from pnas_core.space.cells import Space, canonical_tokens, first_rows, insertion_positions, unique_rows
 from pnas_core.surrogate import SurrogateSettings
 from pnas_core.surrogate.bundle import fit_predictors
 
@@ -55,8 +55,8 @@ def synthetic_accuracy(tokens: np.ndarray, rng: np.random.Generator) -> np.ndarr
 def cost_columns(parents: np.ndarray, space: Space) -> None:
     """Time the exact params/mult-adds columns of all children in the paper's search network (N=2,
     F=24, CIFAR-10 32x32x3): building the per-piece table once, then the vectorised gathers."""
-    from pnas_core.cost import cost_table, search_network
-    from pnas_core.train import TrainSettings
+    from pnas_core.training.cost import cost_table, search_network
+    from pnas_core.training.train import TrainSettings
 
     net, shape = search_network(TrainSettings(dataset="cifar10"))
     children, _ = space.expand(parents)

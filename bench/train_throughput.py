@@ -1,4 +1,4 @@
-"""Training throughput of the real training loop (pnas_core.train.train_candidate).
+"""Training throughput of the real training loop (pnas_core.training.train.train_candidate).
 
 (a) The quick search default on digits (8x8, N=1, F=8, 3 epochs, batch 32): per-candidate seconds and
     training images/s for a cheap, a middling and an expensive one-block cell.
@@ -18,10 +18,10 @@ import time
 
 import torch
 
-from pnas_core.data import DataSplits, fingerprint_arrays
 from pnas_core.devices import set_threads
-from pnas_core.space import PNASNET5
-from pnas_core.train import TrainSettings, train_candidate
+from pnas_core.space.cells import PNASNET5
+from pnas_core.training.data import DataSplits, fingerprint_arrays
+from pnas_core.training.train import TrainSettings, train_candidate
 
 QUICK = {
     "dataset": "digits",

@@ -1,5 +1,5 @@
 """The bounds every number and file a user hands over must keep, defined once: the settings checks
-(:mod:`pnas_core.settings_io` and the settings dataclasses), the command line's argument types
+(:mod:`pnas_core.io.settings_io` and the settings dataclasses), the command line's argument types
 (:mod:`pnas_core.cli.arg_types`) and the workflow's config schemas (a test checks them) all read them
 here. Standard library only, so ``pnas --help`` stays fast."""
 

@@ -1,9 +1,14 @@
-"""Statistics shared by the predictor-quality experiment, the simulations and the figures."""
+"""Statistics shared by the predictor-quality experiment, the simulations, the replicate comparison and
+the figures: rank correlation, confidence intervals, best-so-far and top-k-so-far curves."""
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 from scipy.stats import spearmanr, t
+
+from pnas_core.errors import PnasError
 
 MIN_PAIRS = 3
 """Fewer pairs give no Spearman rho: with two points it is always +1 or -1 and says nothing."""
@@ -27,3 +32,27 @@ def t_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return mean, nan, nan
     half = t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
     return mean, mean - half, mean + half
+
+
+def best_so_far(acc: np.ndarray) -> np.ndarray:
+    """Running maximum of ``acc``, skipping NaN (failed runs); NaN until the first finite value."""
+    filled = np.where(np.isnan(acc), -np.inf, acc)
+    run = np.maximum.accumulate(filled) if len(acc) else filled
+    return np.where(np.isneginf(run), np.nan, run)
+
+
+def top_k_mean_so_far(acc: np.ndarray, k: int) -> np.ndarray:
+    """Mean of the k best finite values among ``acc[:i+1]``; NaN until k finite values are seen."""
+    if k < 1:
+        raise PnasError(f"top-k needs k >= 1, got {k}")
+    heap: list[float] = []
+    out = np.full(len(acc), np.nan)
+    for i, a in enumerate(acc):
+        if not np.isnan(a):
+            if len(heap) < k:
+                heapq.heappush(heap, float(a))
+            elif a > heap[0]:
+                heapq.heapreplace(heap, float(a))
+        if len(heap) == k:
+            out[i] = sum(sorted(heap)) / k
+    return out

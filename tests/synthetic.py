@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pnas_core.space import cell_id, tokens_to_texts
+from pnas_core.space.cells import cell_id, tokens_to_texts
 
 OP_EFFECT = np.array([0.04, 0.03, 0.02, -0.01, -0.04, -0.03, 0.0, 0.01])
-"""Accuracy effect of each op (token order of ``pnas_core.space.OPS``)."""
+"""Accuracy effect of each op (token order of ``pnas_core.space.cells.OPS``)."""
 
 
 def op_accuracy(tokens: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The baselines (pnas_core.baselines): one-edit changes give valid canonical cells, regularized
+"""The baselines (pnas_core.search.baselines): one-edit changes give valid canonical cells, regularized
 evolution and local search do what their papers say over any evaluator, the budget counts distinct
 trainings, and random search draws what the workflow's ``pnas sample`` draws."""
 
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from synthetic import op_accuracy
 
-from pnas_core import baselines, beam
 from pnas_core.errors import PnasError
-from pnas_core.search import Evaluator
-from pnas_core.space import Space, cell_id, parse, texts_to_tokens
-from pnas_core.strategies import EvolutionStrategy, LocalStrategy, parse_strategy
+from pnas_core.search import baselines, beam
+from pnas_core.search.progressive import Evaluator
+from pnas_core.search.strategies import EvolutionStrategy, LocalStrategy, parse_strategy
+from pnas_core.space.cells import Space, cell_id, parse, texts_to_tokens
 
 SPACE = Space.from_names(None, 3)
 CELL = parse("0:sep3x3,1:identity;0:conv7x1,2:max3x3;2:dil3x3,3:sep5x5")

@@ -10,13 +10,13 @@ import pyarrow as pa
 import pytest
 from synthetic import op_accuracy, write_records
 
-from pnas_core import beam, scoring
 from pnas_core.cli import main
-from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.errors import PnasError
-from pnas_core.network import build_network
-from pnas_core.space import Space, canonical, cell_id, num_blocks_of, parse, tokens_to_texts
+from pnas_core.search import beam, scoring
+from pnas_core.space.cells import Space, canonical, cell_id, num_blocks_of, parse, tokens_to_texts
 from pnas_core.surrogate import SurrogateSettings, make_predictor
+from pnas_core.training.complexity import count_mult_adds, count_params
+from pnas_core.training.network import build_network
 
 TINY = SurrogateSettings(ensemble_size=2, embed_dim=8, hidden_dim=8, epochs=2, xgb={"n_estimators": 20})
 
@@ -264,9 +264,9 @@ def test_cli_bad_by_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predictors):
-    from pnas_core.cost import search_network
     from pnas_core.surrogate.bundle import save_predictors
-    from pnas_core.train import TrainSettings
+    from pnas_core.training.cost import search_network
+    from pnas_core.training.train import TrainSettings
 
     monkeypatch.chdir(tmp_path)
     ops = ["sep3x3", "max3x3", "identity"]

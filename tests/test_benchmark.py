@@ -11,7 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pnas_core.benchmark import (
+from pnas_core.errors import PnasError
+from pnas_core.io.records import RECORD_COLUMNS
+from pnas_core.search.benchmark import (
     TABLE_SCHEMA,
     assemble,
     bundled_tables,
@@ -20,9 +22,7 @@ from pnas_core.benchmark import (
     table_path,
     write_table,
 )
-from pnas_core.errors import PnasError
-from pnas_core.records import RECORD_COLUMNS
-from pnas_core.space import Space, canonical_tokens, cell_id, parse, unique_rows
+from pnas_core.space.cells import Space, canonical_tokens, cell_id, parse, unique_rows
 
 DIGITS_B2_CELLS = 36 + 2178
 
@@ -38,7 +38,7 @@ def brute_force_cells(space: Space) -> set[str]:
 
 
 def parse_tokens(row: np.ndarray) -> str:
-    from pnas_core.space import Cell
+    from pnas_core.space.cells import Cell
 
     return Cell.from_tokens(row).text
 
@@ -155,7 +155,7 @@ def test_a_shipped_row_retrains_bitwise_on_cpu() -> None:
     import torch
 
     from pnas_core.devices import cpu_fingerprint
-    from pnas_core.train import TrainSettings, train_candidate
+    from pnas_core.training.train import TrainSettings, train_candidate
 
     table = load_table("digits_b2")
     ok = table.rows[table.rows["status"] == "ok"]

@@ -16,14 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pnas_core.beam import scored_schema
-from pnas_core.cache import CorruptCacheEntry, ResultCache, cache_key
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
-from pnas_core.records import read_records, write_records
-from pnas_core.shard import train_or_get
-from pnas_core.space import Space, canonical_texts, cell_id, parse, tokens_to_texts
-from pnas_core.train import TrainSettings
+from pnas_core.io.records import read_records, write_records
+from pnas_core.search.beam import scored_schema
+from pnas_core.space.cells import Space, canonical_texts, cell_id, parse, tokens_to_texts
+from pnas_core.training.cache import CorruptCacheEntry, ResultCache, cache_key
+from pnas_core.training.shard import train_or_get
+from pnas_core.training.train import TrainSettings
 
 CELLS = ["0:sep3x3,1:identity", "0:max3x3,1:identity", "0:avg3x3,1:sep5x5", "1:identity,1:max3x3"]
 SWAPPED = "1:identity,0:sep3x3"
@@ -300,7 +300,7 @@ def test_canonical_texts_agree_with_parse() -> None:
 
 
 def test_benchmark_table_rows_and_metadata_are_checked(tmp_path: Path) -> None:
-    from pnas_core.benchmark import load_table, table_path
+    from pnas_core.search.benchmark import load_table, table_path
 
     shipped = pq.read_table(table_path("digits_b2"))
     index = shipped.schema.get_field_index("val_acc")

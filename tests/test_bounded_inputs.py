@@ -18,7 +18,7 @@ from pnas_core.cli import main
 from pnas_core.errors import PnasError, one_line, shown
 from pnas_core.limits import MAX_MESSAGE, MAX_TEXT_FILE_BYTES
 from pnas_core.surrogate import SurrogateSettings
-from pnas_core.train import TrainSettings, load_settings
+from pnas_core.training.train import TrainSettings, load_settings
 
 
 def alias_bomb(levels: int) -> str:

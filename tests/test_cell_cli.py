@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from pnas_core.cli import main
-from pnas_core.complexity import count_mult_adds, count_params
-from pnas_core.network import NetworkSettings, build_network
-from pnas_core.space import PNASNET5, parse
+from pnas_core.space.cells import PNASNET5, parse
+from pnas_core.training.complexity import count_mult_adds, count_params
+from pnas_core.training.network import NetworkSettings, build_network
 
 
 def show(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""pnas_core.comparison: readings after M models and at equal compute, paired differences with the
+"""pnas_core.search.comparison: readings after M models and at equal compute, paired differences with the
 Wilcoxon test, and the models and compute needed to reach a baseline's best, on numbers worked out by
 hand."""
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from pnas_core.comparison import (
+from pnas_core.errors import PnasError
+from pnas_core.search.comparison import (
     Runs,
     compute_curves,
     final_readings,
@@ -20,7 +21,6 @@ from pnas_core.comparison import (
     train_images,
     training_cost,
 )
-from pnas_core.errors import PnasError
 
 NAN = np.nan
 
@@ -99,7 +99,7 @@ def test_runs_must_be_seeds_by_models() -> None:
 
 
 def _run(path, name: str, seed: int, acc: list[float]) -> None:
-    from pnas_core.replicates import run_table, write_run
+    from pnas_core.search.replicates import run_table, write_run
 
     n = len(acc)
     records = pd.DataFrame(
@@ -118,7 +118,7 @@ def _run(path, name: str, seed: int, acc: list[float]) -> None:
 
 
 def test_run_tables_read_back_as_runs(tmp_path) -> None:
-    from pnas_core.replicates import read_runs
+    from pnas_core.search.replicates import read_runs
 
     paths = []
     for name in ("random", "pnas"):

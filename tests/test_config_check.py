@@ -36,15 +36,15 @@ from workflow_project import REPO, TINY, make_project, snakemake
 
 from pnas_core import limits
 from pnas_core.cli import build_parser
-from pnas_core.early_stop import EarlyStop
+from pnas_core.cli.settings_schema import FILLED_BY_WORKFLOW
 from pnas_core.errors import PnasError
-from pnas_core.final import FinalSettings
-from pnas_core.selection import Selection
-from pnas_core.settings_schema import FILLED_BY_WORKFLOW
-from pnas_core.space import Space
-from pnas_core.strategies import parse_strategy
+from pnas_core.search.early_stop import EarlyStop
+from pnas_core.search.selection import Selection
+from pnas_core.search.strategies import parse_strategy
+from pnas_core.space.cells import Space
 from pnas_core.surrogate import SurrogateSettings
-from pnas_core.train import TrainSettings
+from pnas_core.training.final import FinalSettings
+from pnas_core.training.train import TrainSettings
 
 SPEC = importlib.util.spec_from_file_location(
     "config_check", REPO / "workflow" / "scripts" / "config_check.py"
@@ -366,7 +366,9 @@ def job_refusal(config: dict) -> str | None:
         if cfg["dataset"] in ("cifar10", "imagefolder") and not (
             cfg["data_root"] and Path(cfg["data_root"]).is_dir()
         ):
-            raise PnasError("the dataset's folder is missing")  # pnas_core.data, in the first training job
+            raise PnasError(
+                "the dataset's folder is missing"
+            )  # pnas_core.training.data, in the first training job
     except (PnasError, AssertionError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

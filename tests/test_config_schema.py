@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from pnas_core.cli import main
-from pnas_core.final import FinalSettings
-from pnas_core.settings_schema import schema_text, section_schemas
+from pnas_core.cli.settings_schema import schema_text, section_schemas
 from pnas_core.surrogate import SurrogateSettings
-from pnas_core.train import TrainSettings
+from pnas_core.training.final import FinalSettings
+from pnas_core.training.train import TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "workflow" / "schemas"

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 from test_network import one_thread  # noqa: F401  (autouse: tiny networks on one thread)
 
-from pnas_core.complexity import count_mult_adds, count_params
-from pnas_core.cost import cost_table, dataset_shape, search_costs, search_network
 from pnas_core.errors import PnasError
-from pnas_core.network import NetworkSettings, SkippedCell, build_network
-from pnas_core.space import Space, cells_to_tokens, parse, tokens_to_cells
-from pnas_core.train import TrainSettings, build_model
+from pnas_core.space.cells import Space, cells_to_tokens, parse, tokens_to_cells
+from pnas_core.training.complexity import count_mult_adds, count_params
+from pnas_core.training.cost import cost_table, dataset_shape, search_costs, search_network
+from pnas_core.training.network import NetworkSettings, SkippedCell, build_network
+from pnas_core.training.train import TrainSettings, build_model
 
 SEARCH = NetworkSettings(num_classes=10, in_channels=1, cells_per_stack=1, filters=4)
 IN_STACK = NetworkSettings(

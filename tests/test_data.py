@@ -1,4 +1,4 @@
-"""Datasets, splits and the batch pipeline (pnas_core.data)."""
+"""Datasets, splits and the batch pipeline (pnas_core.training.data)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from pnas_core.data import (
+from pnas_core.errors import PnasError
+from pnas_core.training.data import (
     CIFAR_FOLDER,
     _digits_arrays,
     augment_batch,
@@ -22,8 +23,7 @@ from pnas_core.data import (
     resize_uint8,
     stratified_split,
 )
-from pnas_core.errors import PnasError
-from pnas_core.imagefolder import CACHE_ENV, load_imagefolder
+from pnas_core.training.imagefolder import CACHE_ENV, load_imagefolder
 
 
 def _class_counts(y: torch.Tensor) -> np.ndarray:

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from pnas_core import shard
-from pnas_core.cache import ResultCache, cache_key
-from pnas_core.early_stop import EarlyStop, last_records, promote, promoted_count
 from pnas_core.errors import PnasError
-from pnas_core.shard import train_or_get, train_shard
-from pnas_core.train import TrainSettings, train_candidate
+from pnas_core.search.early_stop import EarlyStop, last_records, promote, promoted_count
+from pnas_core.training import shard
+from pnas_core.training.cache import ResultCache, cache_key
+from pnas_core.training.shard import train_or_get, train_shard
+from pnas_core.training.train import TrainSettings, train_candidate
 
 TINY = {
     "dataset": "digits",

@@ -17,9 +17,9 @@ import pytest
 from scipy.stats import spearmanr
 
 from pnas_core.cli import main
-from pnas_core.figures.efficiency import best_so_far, top_k_mean_so_far
-from pnas_core.quality import QUALITY_SCHEMA
-from pnas_core.space import OPS, PNASNET5, Space, cell_id, parse, tokens_to_texts
+from pnas_core.search.quality import QUALITY_SCHEMA
+from pnas_core.space.cells import OPS, PNASNET5, Space, cell_id, parse, tokens_to_texts
+from pnas_core.stats import best_so_far, top_k_mean_so_far
 
 OP_COST = {name: cost for name, cost in zip(OPS, (3, 5, 7, 6, 0, 0, 0, 4), strict=True)}
 KINDS = ("quality", "efficiency", "predictions", "distribution", "pareto", "cell")
@@ -87,7 +87,7 @@ def make_inputs(
         df["pred_mean"] = df[["pred_rnn", "pred_mlp", "pred_xgb"]].mean(axis=1)
         df["score"] = df["pred_mean"]
         pred_columns = [c for c in df.columns if c.startswith(("pred_", "std_")) or c == "score"]
-        df[pred_columns] = df[pred_columns].astype("float32")  # as pnas_core.beam writes them
+        df[pred_columns] = df[pred_columns].astype("float32")  # as pnas_core.search.beam writes them
         df = df.sort_values("score", ascending=False, kind="stable") if level > 1 else df
         df["rank"] = range(len(df))
         frames.append(df)

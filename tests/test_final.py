@@ -18,11 +18,12 @@ import torch
 from PIL import Image
 
 from pnas_core.cli import main
-from pnas_core.data import cutout_batch
 from pnas_core.errors import PnasError
-from pnas_core.final import FinalSettings, load_final_settings, run_final
-from pnas_core.model_io import export_torchscript, load_model, predict
-from pnas_core.space import parse
+from pnas_core.figures.curve import draw_curve
+from pnas_core.space.cells import parse
+from pnas_core.training.data import cutout_batch
+from pnas_core.training.final import FinalSettings, load_final_settings, run_final
+from pnas_core.training.model_io import export_torchscript, load_model, predict
 
 CELL = "0:sep3x3,1:max3x3"
 # tiny settings: an epoch takes well under a second on one core; every training feature is on
@@ -50,7 +51,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny final network trained in-process (2 epochs)."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("final")
-    run_final(parse(CELL), FinalSettings.from_dict(TINY), out, log=lambda m: None)
+    run_final(parse(CELL), FinalSettings.from_dict(TINY), out, draw_curve=draw_curve, log=lambda m: None)
     return out
 
 
@@ -208,7 +209,9 @@ def test_final_train_resumes_after_kill(tmp_path: Path) -> None:
 
     torch.set_num_threads(1)
     straight = tmp_path / "straight"
-    run_final(parse(CELL), FinalSettings.from_dict(settings), straight, log=lambda m: None)
+    run_final(
+        parse(CELL), FinalSettings.from_dict(settings), straight, draw_curve=draw_curve, log=lambda m: None
+    )
     a, b = (pd.read_parquet(d / "curve.parquet").drop(columns="seconds") for d in (out, straight))
     assert a["epoch"].tolist() == list(range(1, 9))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -232,7 +235,7 @@ def test_stale_checkpoint_is_ignored(tmp_path: Path) -> None:
         else:
             (out / "checkpoint.pt").write_bytes(content)
         messages: list[str] = []
-        run_final(parse(CELL), settings, out, log=messages.append)
+        run_final(parse(CELL), settings, out, draw_curve=draw_curve, log=messages.append)
         assert any(reason in m and "starting from epoch 0" in m for m in messages), messages
         assert [m.split()[1] for m in messages if m.startswith("epoch ")] == ["1/1"]
         assert not (out / "checkpoint.pt").exists()

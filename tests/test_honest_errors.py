@@ -20,9 +20,9 @@ import torch
 
 from pnas_core.cli import SIGPIPE_EXIT
 from pnas_core.errors import PnasError
-from pnas_core.model_io import load_model, predict_files, save_model
-from pnas_core.network import NetworkSettings, build_network
-from pnas_core.space import parse
+from pnas_core.space.cells import parse
+from pnas_core.training.model_io import load_model, predict_files, save_model
+from pnas_core.training.network import NetworkSettings, build_network
 
 CELL = "0:sep3x3,1:identity"
 REPO = Path(__file__).resolve().parents[1]
@@ -129,7 +129,7 @@ def test_a_library_error_on_a_full_disk_is_named_for_what_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # torch's own writer says "unexpected pos"; with no block left that is a full disk
-    from pnas_core import atomic
+    from pnas_core.io import atomic
 
     class NoBlocks:
         f_bavail = f_bfree = 0

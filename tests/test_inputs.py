@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pnas_core.cache import CorruptCacheEntry, ResultCache
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
-from pnas_core.final import FinalSettings
-from pnas_core.space import parse
+from pnas_core.space.cells import parse
 from pnas_core.surrogate import SurrogateSettings
-from pnas_core.train import TrainSettings
+from pnas_core.training.cache import CorruptCacheEntry, ResultCache
+from pnas_core.training.final import FinalSettings
+from pnas_core.training.train import TrainSettings
 
 CELL = "0:sep3x3,1:identity"
 
@@ -212,8 +212,8 @@ def test_cache_refuses_nan_and_folders_and_reads_read_only(tmp_path: Path) -> No
 
 
 def test_model_with_nan_weights_is_refused(tmp_path: Path) -> None:
-    from pnas_core.model_io import load_model, save_model
-    from pnas_core.network import NetworkSettings, build_network
+    from pnas_core.training.model_io import load_model, save_model
+    from pnas_core.training.network import NetworkSettings, build_network
 
     settings = NetworkSettings(num_classes=3, in_channels=1, cells_per_stack=1, filters=4)
     model = build_network(parse(CELL), settings)
@@ -237,7 +237,7 @@ def test_model_with_nan_weights_is_refused(tmp_path: Path) -> None:
 
 def test_final_checkpoint_is_not_unpickled(tmp_path: Path) -> None:
     # A planted checkpoint whose unpickling would run code is refused (weights_only), not executed.
-    from pnas_core.final import resume
+    from pnas_core.training.final import resume
 
     marker = tmp_path / "ran"
 

@@ -1,6 +1,6 @@
 """The package's layering, read from the source with ``ast`` (nothing is imported; well under a second).
 
-- ``pnas_core.space`` needs only numpy (and the standard library);
+- ``pnas_core.space.cells`` needs only numpy (and the standard library);
 - the predictors (``pnas_core.surrogate``) never reach the network builder or training, at any depth;
 - nothing in ``pnas_core`` imports Snakemake;
 - library modules import at the top: only the CLI defers imports (so ``pnas --help`` stays fast),
@@ -16,11 +16,13 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pnas_core"
 STDLIB = sys.stdlib_module_names
-NETWORK_OR_TRAINING = {"network", "ops", "complexity", "data", "loop", "train", "final", "model_io"}
+LAYERS = ("", "space", "io", "surrogate", "training", "search", "figures", "cli")
+"""The package's layers, lowest first: "" is the foundation (``pnas_core/__init__.py``, ``errors``,
+``limits``, ``names``, ``stats``, ``devices``), then one subpackage per role; ``__main__`` stands on top."""
 DEFERRED_THIRD_PARTY = {
-    "pnas_core.data": {"sklearn", "torchvision"},
-    "pnas_core.splits": {"sklearn"},
-    "pnas_core.model_io": {"onnx", "onnxruntime", "onnxscript"},
+    "pnas_core.training.data": {"sklearn", "torchvision"},
+    "pnas_core.training.splits": {"sklearn"},
+    "pnas_core.training.model_io": {"onnx", "onnxruntime", "onnxscript"},
 }
 """Function-level imports allowed outside the CLI: the dataset back-ends (scikit-learn for digits and
 stratified splits, torchvision for CIFAR-10), each used by one dataset only, and the optional `onnx`
@@ -77,14 +79,46 @@ def third_party(names: set[str]) -> set[str]:
     return {t for t in tops if t and t not in STDLIB and t != "pnas_core"}
 
 
+def layer(module: str) -> int:
+    """The index in :data:`LAYERS` of a ``pnas_core`` module (``__main__`` above them all)."""
+    parts = module.split(".")
+    if parts[1:] == ["__main__"]:
+        return len(LAYERS)
+    sub = parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else ""
+    assert sub in LAYERS, f"{module}: pnas_core/{sub}/ is not in LAYERS"
+    return LAYERS.index(sub)
+
+
+def test_every_subpackage_stands_in_a_layer() -> None:
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == set(LAYERS) - {""}
+
+
+def test_no_module_imports_from_a_higher_layer() -> None:
+    for module in MODULES:
+        for name, _ in imports(module):
+            target = name if name in MODULES else name.rsplit(".", 1)[0]
+            if target in MODULES:
+                assert layer(target) <= layer(module), f"{module} imports {target}: a higher layer"
+
+
 def test_space_needs_only_numpy() -> None:
-    assert third_party(reachable("pnas_core.space")) == {"numpy"}
+    assert third_party(reachable("pnas_core.space.cells")) == {"numpy"}
 
 
 def test_predictors_never_reach_the_network_or_training() -> None:
-    forbidden = {f"pnas_core.{m}" for m in NETWORK_OR_TRAINING}
     for module in (m for m in MODULES if m.startswith("pnas_core.surrogate")):
-        assert not reachable(module) & forbidden, module
+        assert not any(m.startswith("pnas_core.training") for m in reachable(module)), module
+
+
+def test_only_figures_import_matplotlib() -> None:
+    """Compute modules never draw: nothing below the CLI but the figures reaches matplotlib, and the
+    CLI imports it only through the figures."""
+    for module in MODULES:
+        if module.startswith(("pnas_core.figures", "pnas_core.cli", "pnas_core.__main__")):
+            continue
+        assert "matplotlib" not in third_party(reachable(module)), f"{module} reaches matplotlib"
+    for module in (m for m in MODULES if m.startswith("pnas_core.cli")):
+        assert "matplotlib" not in third_party({m for m, _ in imports(module)}), module
 
 
 def test_nothing_imports_snakemake() -> None:

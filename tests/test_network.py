@@ -15,9 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from pnas_core.complexity import count_mult_adds, count_params
 from pnas_core.errors import PnasError
-from pnas_core.network import (
+from pnas_core.space.cells import (
+    OPS,
+    PNASNET5,
+    PNASNET5_PAPER_ORDER,
+    Cell,
+    Space,
+    WrittenCell,
+    parse,
+    tokens_to_cells,
+)
+from pnas_core.training.complexity import count_mult_adds, count_params
+from pnas_core.training.network import (
     PRESETS,
     NetworkSettings,
     SkippedCell,
@@ -28,17 +38,7 @@ from pnas_core.network import (
     pnasnet5_large,
     pnasnet5_mobile,
 )
-from pnas_core.ops import make_op
-from pnas_core.space import (
-    OPS,
-    PNASNET5,
-    PNASNET5_PAPER_ORDER,
-    Cell,
-    Space,
-    WrittenCell,
-    parse,
-    tokens_to_cells,
-)
+from pnas_core.training.ops import make_op
 
 TINY = NetworkSettings(num_classes=5, cells_per_stack=1, filters=4)
 

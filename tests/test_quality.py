@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic import op_accuracy
 
-from pnas_core import quality
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
-from pnas_core.space import Space, cell_id, tokens_to_texts
+from pnas_core.search import quality
+from pnas_core.space.cells import Space, cell_id, tokens_to_texts
 from pnas_core.surrogate import SurrogateSettings
 
 SMALL = SurrogateSettings(ensemble_size=2, embed_dim=16, hidden_dim=16, epochs=15, xgb={"n_estimators": 80})

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from workflow_project import TINY, make_project, planned_jobs, snakemake
 
-from pnas_core.comparison import train_images
-from pnas_core.early_stop import EarlyStop
-from pnas_core.replicates import read_run
-from pnas_core.selection import Selection
-from pnas_core.strategies import EvolutionStrategy, parse_strategy
+from pnas_core.search.comparison import train_images
+from pnas_core.search.early_stop import EarlyStop
+from pnas_core.search.replicates import read_run
+from pnas_core.search.selection import Selection
+from pnas_core.search.strategies import EvolutionStrategy, parse_strategy
 
 pytestmark = pytest.mark.slow
 

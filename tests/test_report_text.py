@@ -26,7 +26,7 @@ from docutils.core import publish_parts
 from PIL import Image
 from workflow_project import TINY, snakemake
 
-from pnas_core.report_text import jinja_literal, landing_page, rst_text
+from pnas_core.io.report_text import jinja_literal, landing_page, rst_text
 
 MARKER = "MARKER"
 """The file any of the :func:`hostile` strings creates in the current folder if it is run."""
@@ -105,7 +105,7 @@ def test_landing_page_shows_hostile_values_literally(monkeypatch: pytest.MonkeyP
 def test_figure_titles_are_not_math_markup() -> None:
     # `pnas figures cell --title 'cost $5 and $x'` drew "cost 5and x" in math italics.
     from pnas_core.figures.cell_graph import cell_figure
-    from pnas_core.space import parse
+    from pnas_core.space.cells import parse
 
     title = cell_figure(parse("0:sep3x3,1:identity"), "cost $5 and $\\frac{").axes[0].title
     assert title.get_text().startswith("cost $5 and $\\frac{") and not title.get_parse_math()

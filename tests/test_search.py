@@ -13,14 +13,14 @@ import yaml
 from workflow_project import TINY
 
 from pnas_core import __version__
-from pnas_core.benchmark import assemble, load_table, write_table
-from pnas_core.cost import search_costs
-from pnas_core.records import read_records
-from pnas_core.search import TableEvaluator, TrainingEvaluator, run_search
-from pnas_core.selection import Selection
-from pnas_core.space import Space, parse
+from pnas_core.io.records import read_records
+from pnas_core.search.benchmark import assemble, load_table, write_table
+from pnas_core.search.progressive import TableEvaluator, TrainingEvaluator, run_search
+from pnas_core.search.selection import Selection
+from pnas_core.space.cells import Space, parse
 from pnas_core.surrogate import SurrogateSettings
-from pnas_core.train import load_settings
+from pnas_core.training.cost import search_costs
+from pnas_core.training.train import load_settings
 
 
 @pytest.mark.slow
@@ -56,7 +56,7 @@ def test_table_lookup_reproduces_the_workflows_picks(finished: Path, tmp_path: P
 def test_training_loop_runs_a_tiny_search(tmp_path: Path) -> None:
     import torch
 
-    from pnas_core.train import TrainSettings
+    from pnas_core.training.train import TrainSettings
 
     torch.set_num_threads(1)
     settings = TrainSettings(

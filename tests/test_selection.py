@@ -8,10 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pnas_core import beam
 from pnas_core.errors import PnasError
 from pnas_core.figures.pareto import budget, pareto_figure, pareto_table
-from pnas_core.selection import (
+from pnas_core.search import beam
+from pnas_core.search.selection import (
     Selection,
     crowding_distance,
     pareto_fronts,
@@ -19,8 +19,8 @@ from pnas_core.selection import (
     pooled_spread,
     score_and_spread,
 )
-from pnas_core.space import Space, cell_id, tokens_to_texts
-from pnas_core.summary import selection_note, summarize
+from pnas_core.search.summary import selection_note, summarize
+from pnas_core.space.cells import Space, cell_id, tokens_to_texts
 
 
 def scored_table(n: int, seed: int = 0, cost_levels: int = 40) -> pa.Table:

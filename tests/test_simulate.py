@@ -12,19 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pnas_core.benchmark import load_table
 from pnas_core.errors import PnasError
-from pnas_core.search import table_costs
-from pnas_core.selection import Selection
-from pnas_core.simulate import Simulation, curves, simulate, summarize
-from pnas_core.space import parse
-from pnas_core.strategies import (
+from pnas_core.search.benchmark import load_table
+from pnas_core.search.progressive import table_costs
+from pnas_core.search.selection import Selection
+from pnas_core.search.simulate import Simulation, curves, simulate, summarize
+from pnas_core.search.strategies import (
     POOLED_DEFAULT,
     PnasStrategy,
     RandomStrategy,
     check_strategies,
     parse_strategy,
 )
+from pnas_core.space.cells import parse
 
 ALL = POOLED_DEFAULT
 BUDGET = 48_000  # about the median params of the shipped table's two-block cells
@@ -258,9 +258,9 @@ def test_cli_writes_the_strategy_table_and_figure(tmp_path) -> None:
 
 
 def test_early_stopping_on_the_table_follows_the_rungs(table) -> None:
-    from pnas_core.early_stop import EarlyStop
-    from pnas_core.search import TableEvaluator, run_search
-    from pnas_core.simulate import SIMULATION_SURROGATE
+    from pnas_core.search.early_stop import EarlyStop
+    from pnas_core.search.progressive import TableEvaluator, run_search
+    from pnas_core.search.simulate import SIMULATION_SURROGATE
 
     evaluator = TableEvaluator(table, 1)
     settings = SIMULATION_SURROGATE.__class__.from_dict({**SIMULATION_SURROGATE.to_dict(), "max_blocks": 2})

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pnas_core.errors import PnasError
-from pnas_core.space import (
+from pnas_core.space.cells import (
     OPS,
     PNASNET5,
     Block,

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from synthetic import op_accuracy
 
 from pnas_core.errors import PnasError
-from pnas_core.space import (
+from pnas_core.space.cells import (
     Space,
     canonical_tokens,
     insert_blocks,

@@ -14,7 +14,7 @@ import pytest
 from synthetic import op_accuracy
 
 from pnas_core.errors import PnasError
-from pnas_core.space import Space, canonical_tokens, insertion_positions, parse, unique_rows
+from pnas_core.space.cells import Space, canonical_tokens, insertion_positions, parse, unique_rows
 from pnas_core.surrogate import Predictor, SurrogateSettings, make_predictor
 from pnas_core.surrogate.cost_features import cost_features
 from pnas_core.surrogate.weighted import heldout_rho, size_folds, weights_from_rho
@@ -173,8 +173,8 @@ def test_weighted_rejects_bad_family_lists():
 
 
 def test_simulate_and_bench_quality_take_the_new_options(tmp_path):
-    from pnas_core.benchmark import load_table
-    from pnas_core.simulate import simulate
+    from pnas_core.search.benchmark import load_table
+    from pnas_core.search.simulate import simulate
 
     table = load_table("digits_b2")
     light = SurrogateSettings(**{**TINY.to_dict(), "weighted_of": "xgb+gnn", "weighted_folds": 2})

@@ -13,10 +13,10 @@ import pytest
 import torch
 from synthetic import op_accuracy, write_records
 
-from pnas_core import scoring
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
-from pnas_core.space import (
+from pnas_core.search import scoring
+from pnas_core.space.cells import (
     Space,
     canonical_tokens,
     distinct_blocks,

@@ -15,7 +15,7 @@ from test_workflow import make_project, snakemake
 
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
-from pnas_core.space import Space
+from pnas_core.space.cells import Space
 from pnas_core.surrogate import Predictor, SurrogateSettings, make_predictor
 from pnas_core.surrogate.train_loop import pairwise_rank_loss
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from pnas_core.cache import CorruptCacheEntry, ResultCache, cache_key
 from pnas_core.devices import pick_device, resolve_threads
 from pnas_core.errors import PnasError
-from pnas_core.records import RECORD_COLUMNS, read_records, write_records
-from pnas_core.train import TrainSettings, candidate_seed, load_settings, train_candidate
+from pnas_core.io.records import RECORD_COLUMNS, read_records, write_records
+from pnas_core.training.cache import CorruptCacheEntry, ResultCache, cache_key
+from pnas_core.training.train import TrainSettings, candidate_seed, load_settings, train_candidate
 
 # the quick search default (see bench/RESULTS.md): digits 8x8, N=1, F=8, 3 epochs
 QUICK = {
@@ -128,7 +128,7 @@ GOLDEN = {
 def test_training_matches_its_code_version(quick_records: list[dict]) -> None:
     """The result cache hands back records by settings hash, which holds TRAIN_CODE_VERSION but not the
     code. If this fails after an edit, training results changed: bump TRAIN_CODE_VERSION in
-    pnas_core/train.py (else the cache serves records of the old code) and update GOLDEN. Tolerances
+    pnas_core/training/train.py (else the cache serves records of the old code) and update GOLDEN. Tolerances
     absorb float noise between CPUs, not a changed schedule, augmentation or loss."""
     assert TrainSettings().settings_hash() == "b14e536e7f1bffbb"  # the paper's defaults
     r = quick_records[0]
@@ -268,7 +268,7 @@ def test_trains_on_a_fake_cifar10_folder(tmp_path: Path) -> None:
 
 def test_cuda_oom_retries_at_half_batch_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """The retry logic only: the device and the out-of-memory error are simulated."""
-    import pnas_core.train as train_mod
+    import pnas_core.training.train as train_mod
 
     tried: list[int] = []
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from pnas_core.cli import main
-from pnas_core.records import read_metadata, read_records, write_records
+from pnas_core.io.records import read_metadata, read_records, write_records
 
 # tiny settings: a candidate trains in well under a second on one core
 TINY = {
@@ -212,7 +212,7 @@ def test_workers_train_candidates_at_once_with_bitwise_equal_records(
     assert len(_cache_files(job["dir"] / "cache2")) == 4
     # workers come from the settings too, and are not part of the settings hash
     (job["dir"] / "settings_w.json").write_text(json.dumps({**TINY, "workers": 3}))
-    from pnas_core.train import TrainSettings, load_settings
+    from pnas_core.training.train import TrainSettings, load_settings
 
     assert (
         load_settings(job["dir"] / "settings_w.json").settings_hash()

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from workflow_project import REPO, TINY, make_project, planned_jobs, snakemake
 
-from pnas_core.space import parse
+from pnas_core.space.cells import parse
 
 pytestmark = pytest.mark.slow
 
@@ -161,7 +161,7 @@ def test_code_edit_reruns_the_rules_that_run_it(finished: Path) -> None:
     assert params_changed(finished, package) == set()  # the same code, elsewhere: nothing reruns
     with open(package / "pnas_core" / "complexity.py", "a") as fh:
         fh.write("\n# an edit\n")  # writes mult_adds into every record; the old hand-written lists missed it
-    # ... and the exact cost of every scored child (expand-score, pnas_core.cost)
+    # ... and the exact cost of every scored child (expand-score, pnas_core.training.cost)
     assert params_changed(finished, package) == {"train_shard", "final_train", "expand_score"}
     with open(package / "pnas_core" / "figures" / "style.py", "a") as fh:
         fh.write("\n# an edit\n")
@@ -293,7 +293,7 @@ def test_bad_config_fails_before_any_job(tmp_path: Path, edit: dict, message: st
 def test_empty_class_folder_fails_the_dry_run(tmp_path: Path) -> None:
     import importlib.util
 
-    from pnas_core.imagefolder import IMAGE_SUFFIXES
+    from pnas_core.training.imagefolder import IMAGE_SUFFIXES
 
     root = make_project(tmp_path / "project")
     data = tmp_path / "data"
@@ -339,7 +339,7 @@ def settings_written(root: Path, name: str, *argv: str) -> dict[str, dict]:
 
 
 def test_keys_left_out_take_the_documented_defaults(tmp_path: Path) -> None:
-    from pnas_core.train import TrainSettings
+    from pnas_core.training.train import TrainSettings
 
     root = make_project(tmp_path)
     batches = root / "cifar" / "cifar-10-batches-py"  # the parse-time check wants the files there
@@ -367,9 +367,9 @@ def test_early_stopping_trains_rungs_and_resumes(tmp_path: Path) -> None:
     """Levels in rungs (epoch 1, then the best half to epoch 2): a level's records hold every
     candidate's last rung, full-budget records are the cache's ordinary entries, checkpoints are
     gone once the level is done, and a deleted rung reruns from the cache without training."""
-    from pnas_core.cache import ResultCache
-    from pnas_core.early_stop import promoted_count
-    from pnas_core.records import RECORD_KEY, read_records
+    from pnas_core.io.records import RECORD_KEY, read_records
+    from pnas_core.search.early_stop import promoted_count
+    from pnas_core.training.cache import ResultCache
 
     root = make_project(tmp_path)
     cfg = yaml.safe_load(TINY.read_text())

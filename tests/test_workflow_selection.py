@@ -11,10 +11,10 @@ import pytest
 import yaml
 from workflow_project import TINY, make_project, snakemake
 
-from pnas_core.cost import search_costs
-from pnas_core.selection import pareto_fronts
-from pnas_core.space import Space, unique_rows
-from pnas_core.train import TrainSettings
+from pnas_core.search.selection import pareto_fronts
+from pnas_core.space.cells import Space, unique_rows
+from pnas_core.training.cost import search_costs
+from pnas_core.training.train import TrainSettings
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """The ``pnas`` command line: one subcommand group per module, heavy imports deferred to run time.
 
 Each module in :data:`COMMAND_MODULES` has ``register(subparsers)``, which adds its subcommands and
-sets ``func`` on each; module top levels import only the standard library and ``pnas_core.space``,
+sets ``func`` on each; module top levels import only the standard library and ``pnas_core.space.cells``,
 so ``pnas --help`` and every workflow job start fast.
 """
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pnas_core.cli.arg_types import output_dir, output_file
 from pnas_core.cli.overwrite import Paths
-from pnas_core.space import MAX_BLOCKS, OPS
+from pnas_core.space.cells import MAX_BLOCKS, OPS
 
 DEFAULT_TABLE = "digits_b2"
 BASELINE_KINDS = ("random", "evolution", "local")
@@ -122,9 +122,9 @@ def run_cells(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
 
-    from pnas_core import beam
-    from pnas_core.benchmark import enumerate_cells
-    from pnas_core.space import Space, cell_id, num_blocks_of
+    from pnas_core.search import beam
+    from pnas_core.search.benchmark import enumerate_cells
+    from pnas_core.space.cells import Space, cell_id, num_blocks_of
 
     texts = enumerate_cells(Space.from_names(args.ops, args.max_blocks))
     table = pa.table(
@@ -143,9 +143,9 @@ def run_cells(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     """Assemble the table from records files (settings from their metadata) or from a cache."""
     from pnas_core import __version__
-    from pnas_core.benchmark import assemble, write_table
     from pnas_core.devices import cpu_fingerprint
-    from pnas_core.space import Space
+    from pnas_core.search.benchmark import assemble, write_table
+    from pnas_core.space.cells import Space
 
     space = Space.from_names(args.ops, args.max_blocks)
     if args.trained:
@@ -170,7 +170,7 @@ def _records_files(paths: list[Path]):
     import pandas as pd
 
     from pnas_core.errors import PnasError
-    from pnas_core.records import read_metadata, read_records
+    from pnas_core.io.records import read_metadata, read_records
 
     settings, seeds = None, []
     for path in paths:
@@ -192,12 +192,12 @@ def _records_cache(cache_dir: Path, settings_files: list[Path] | None, space):
     """Records of every cell of ``space`` found in the cache under each settings file."""
     import pandas as pd
 
-    from pnas_core.benchmark import enumerate_cells
-    from pnas_core.cache import ResultCache
     from pnas_core.errors import PnasError
-    from pnas_core.records import RECORD_COLUMNS
-    from pnas_core.space import cell_id
-    from pnas_core.train import load_settings
+    from pnas_core.io.records import RECORD_COLUMNS
+    from pnas_core.search.benchmark import enumerate_cells
+    from pnas_core.space.cells import cell_id
+    from pnas_core.training.cache import ResultCache
+    from pnas_core.training.train import load_settings
 
     if not settings_files:
         raise PnasError("--cache-dir needs --settings (the train settings files, one per seed)")
@@ -219,7 +219,7 @@ def _records_cache(cache_dir: Path, settings_files: list[Path] | None, space):
 
 
 def _surrogate(path: str | None):
-    from pnas_core.simulate import SIMULATION_SURROGATE
+    from pnas_core.search.simulate import SIMULATION_SURROGATE
     from pnas_core.surrogate import SurrogateSettings
 
     return SIMULATION_SURROGATE if path is None else SurrogateSettings.from_file(path)
@@ -231,13 +231,13 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from pnas_core import comparison
-    from pnas_core.atomic import atomic_path
-    from pnas_core.benchmark import load_table
     from pnas_core.errors import PnasError
     from pnas_core.figures.simulation import simulation_figure
     from pnas_core.figures.style import figure_style, save_figure
-    from pnas_core.simulate import TOP_K, check_strategies, curves, simulate, summarize
+    from pnas_core.io.atomic import atomic_path
+    from pnas_core.search import comparison
+    from pnas_core.search.benchmark import load_table
+    from pnas_core.search.simulate import TOP_K, check_strategies, curves, simulate, summarize
 
     if args.seeds < 1:
         raise PnasError(f"--seeds must be at least 1, got {args.seeds}")
@@ -336,9 +336,9 @@ def run_quality(args: argparse.Namespace) -> int:
     """Algorithm 2 on the table's cells (val_acc averaged over its training seeds)."""
     import pyarrow as pa
 
-    from pnas_core import quality
-    from pnas_core.beam import write_table
-    from pnas_core.benchmark import load_table
+    from pnas_core.search import quality
+    from pnas_core.search.beam import write_table
+    from pnas_core.search.benchmark import load_table
 
     table = load_table(args.table)
     settings = _surrogate(args.settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pnas_core.space import OPS, Block, Cell, parse
+from pnas_core.space.cells import OPS, Block, Cell, parse
 
 MIN_IMAGE_SIZE = 8
 
@@ -61,9 +61,9 @@ def run_show(args: argparse.Namespace) -> int:
     cell = parse(args.cell)
     import torch
 
-    from pnas_core.complexity import count_mult_adds, count_params
     from pnas_core.errors import PnasError
-    from pnas_core.network import NetworkSettings, build_network
+    from pnas_core.training.complexity import count_mult_adds, count_params
+    from pnas_core.training.network import NetworkSettings, build_network
 
     if args.image_size < MIN_IMAGE_SIZE:
         raise PnasError(f"--image-size must be at least {MIN_IMAGE_SIZE}, got {args.image_size}")

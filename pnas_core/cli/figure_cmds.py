@@ -187,7 +187,7 @@ def run_cell(args: argparse.Namespace) -> int:
     from pnas_core.figures.cell_graph import cell_figure, cell_table
     from pnas_core.figures.inputs import read_cell_text
     from pnas_core.figures.style import figure_style
-    from pnas_core.space import parse
+    from pnas_core.space.cells import parse
 
     cell = parse(args.cell if args.cell is not None else read_cell_text(args.best_cell))
     with figure_style():

@@ -64,21 +64,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _final_paths(args: argparse.Namespace) -> Paths:
     """The cell and settings files final-train reads and every file it writes into --out-dir."""
-    from pnas_core.final import WRITTEN_FILES
+    from pnas_core.training.final import WRITTEN_FILES
 
     return Paths(reads=[args.cell_file, args.settings], writes=[args.out_dir / f for f in WRITTEN_FILES])
 
 
 def _export_paths(args: argparse.Namespace) -> Paths:
     """The model file export reads and the file it writes."""
-    from pnas_core.model_io import model_file
+    from pnas_core.training.model_io import model_file
 
     return Paths(reads=[model_file(args.model)], writes=[export_path(args)])
 
 
 def export_path(args: argparse.Namespace) -> Path:
     """The file ``pnas export`` writes: ``--out``, else beside the model file."""
-    from pnas_core.model_io import model_file
+    from pnas_core.training.model_io import model_file
 
     return args.out if args.out is not None else model_file(args.model).with_name(EXPORT_FILES[args.format])
 
@@ -86,9 +86,10 @@ def export_path(args: argparse.Namespace) -> Path:
 def run_final_train(args: argparse.Namespace) -> int:
     """Train the final network and write its folder."""
     from pnas_core.devices import set_threads
+    from pnas_core.figures.curve import draw_curve
     from pnas_core.figures.inputs import read_cell_text
-    from pnas_core.final import load_final_settings, run_final
-    from pnas_core.space import parse
+    from pnas_core.space.cells import parse
+    from pnas_core.training.final import load_final_settings, run_final
 
     threads = set_threads(args.threads)
     cell = parse(args.cell if args.cell is not None else read_cell_text(args.cell_file))
@@ -98,7 +99,7 @@ def run_final_train(args: argparse.Namespace) -> int:
         print(f"pnas final-train: {message}", file=sys.stderr, flush=True)
 
     log(f"{threads} thread(s), settings {args.settings}, output {args.out_dir}")
-    metrics = run_final(cell, settings, args.out_dir, log=log)
+    metrics = run_final(cell, settings, args.out_dir, draw_curve=draw_curve, log=log)
     print(f"test_acc {metrics['test_acc']:.4f}")
     return 0
 
@@ -106,7 +107,7 @@ def run_final_train(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Print ``file<TAB>class<TAB>probability`` per image."""
     from pnas_core.devices import pick_device
-    from pnas_core.model_io import load_model, predict_files
+    from pnas_core.training.model_io import load_model, predict_files
 
     model, info = load_model(args.model, pick_device(args.device))
     for path, name, prob in predict_files(model, info, args.images):
@@ -116,7 +117,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write the TorchScript or ONNX file and report how closely it matches the model."""
-    from pnas_core.model_io import export_onnx, export_torchscript, load_model
+    from pnas_core.training.model_io import export_onnx, export_torchscript, load_model
 
     model, info = load_model(args.model)
     out = export_path(args)

@@ -9,7 +9,7 @@ import sys
 
 from pnas_core.cli.arg_types import count, folder_path, int_range, output_dir, output_file
 from pnas_core.cli.overwrite import Paths
-from pnas_core.space import MAX_BLOCKS, OPS
+from pnas_core.space.cells import MAX_BLOCKS, OPS
 
 REPLICATE_FILES = ("comparison.parquet", "strategies.csv", "paired.csv", "reach.csv", "comparison.txt")
 """What ``compare-replicates`` writes into its folder besides the figure (replicates.png/.pdf/.csv)."""
@@ -87,15 +87,16 @@ def run_replicate(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from pnas_core import __version__, beam
-    from pnas_core.cost import search_costs
+    from pnas_core import __version__
     from pnas_core.devices import cpu_fingerprint, pick_device, set_threads
-    from pnas_core.replicates import run_strategy, write_run
-    from pnas_core.search import TrainingEvaluator
-    from pnas_core.space import Space
-    from pnas_core.strategies import Context, parse_strategy
+    from pnas_core.search import beam
+    from pnas_core.search.progressive import TrainingEvaluator
+    from pnas_core.search.replicates import run_strategy, write_run
+    from pnas_core.search.strategies import Context, parse_strategy
+    from pnas_core.space.cells import Space
     from pnas_core.surrogate import SurrogateSettings
-    from pnas_core.train import load_settings
+    from pnas_core.training.cost import search_costs
+    from pnas_core.training.train import load_settings
 
     strategy = parse_strategy(args.strategy)
     threads = set_threads(args.threads)
@@ -145,12 +146,12 @@ def run_replicate(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Read every run, write the comparison table, the summaries, the figure, and print them."""
-    from pnas_core import comparison
-    from pnas_core.atomic import atomic_path, write_text
     from pnas_core.errors import PnasError
     from pnas_core.figures.replicates import figure_table, replicates_figure
     from pnas_core.figures.style import figure_style, save_figure
-    from pnas_core.replicates import read_runs
+    from pnas_core.io.atomic import atomic_path, write_text
+    from pnas_core.search import comparison
+    from pnas_core.search.replicates import read_runs
 
     runs, metas = read_runs(args.runs, first=args.reference)
     if args.reference not in runs.strategies:

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_schema(args: argparse.Namespace) -> int:
     """Write the schema files and list them."""
-    from pnas_core.settings_schema import write_schemas
+    from pnas_core.cli.settings_schema import write_schemas
 
     for path in write_schemas(args.out_dir):
         print(path)

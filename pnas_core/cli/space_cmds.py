@@ -7,7 +7,7 @@ import argparse
 
 from pnas_core.cli.arg_types import int_range
 from pnas_core.errors import PnasError
-from pnas_core.space import MAX_BLOCKS, OPS, Space
+from pnas_core.space.cells import MAX_BLOCKS, OPS, Space
 
 DEFAULT_SAMPLES = 50_000
 

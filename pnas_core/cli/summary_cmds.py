@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the summary and print the best cell."""
-    from pnas_core.summary import selection_note, summarize, write_summary
+    from pnas_core.search.summary import selection_note, summarize, write_summary
 
     summary = summarize(args.candidates, args.trained)
     best = write_summary(summary, args.out, args.best, args.csv)

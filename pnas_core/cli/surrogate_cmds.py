@@ -17,13 +17,21 @@ from pnas_core.cli.arg_types import (
 )
 from pnas_core.cli.overwrite import Paths
 from pnas_core.limits import MAX_COUNT
-from pnas_core.space import MAX_BLOCKS, OPS, Space
+from pnas_core.space.cells import MAX_BLOCKS, OPS, Space
 
 PREDICTOR_NAMES = ("rnn", "mlp", "xgb", "gnn", "weighted")  # pnas_core.surrogate.PREDICTORS
 PREDICTOR_DEFAULT = ("rnn", "mlp", "xgb")
-SELECT_DEFAULT = "mean"  # pnas_core.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
-FIT_ON = ("full", "all")  # pnas_core.early_stop.FIT_ON
-SELECT_CHOICES = ("rnn", "mlp", "xgb", "gnn", "weighted", "mean", "ucb")  # pnas_core.selection.SELECT_BY
+SELECT_DEFAULT = "mean"  # pnas_core.search.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
+FIT_ON = ("full", "all")  # pnas_core.search.early_stop.FIT_ON
+SELECT_CHOICES = (
+    "rnn",
+    "mlp",
+    "xgb",
+    "gnn",
+    "weighted",
+    "mean",
+    "ucb",
+)  # pnas_core.search.selection.SELECT_BY
 
 
 def _ops(parser: argparse.ArgumentParser) -> None:
@@ -183,7 +191,7 @@ def _load_settings(path: str | None):
 
 def run_enumerate(args: argparse.Namespace) -> int:
     """Write all 1-block cells."""
-    from pnas_core import beam
+    from pnas_core.search import beam
 
     table = beam.enumerate_level1(Space.from_names(args.ops))
     beam.write_table(table, args.out)
@@ -193,8 +201,8 @@ def run_enumerate(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """Write N distinct random cells (N from the search budget with ``--n auto``)."""
-    from pnas_core import beam
     from pnas_core.errors import PnasError
+    from pnas_core.search import beam
 
     space = Space.from_names(args.ops)
     if not 1 <= args.blocks <= space.max_blocks:
@@ -238,16 +246,16 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_expand_score(args: argparse.Namespace) -> int:
     """Expand the parents and score all children."""
-    from pnas_core import beam, scoring
     from pnas_core.devices import resolve_threads
+    from pnas_core.search import beam, scoring
     from pnas_core.surrogate.bundle import load_predictors
 
     space = Space.from_names(args.ops)
     parents = beam.parent_tokens(beam.read_cell_table(args.parents, "parents"), space)
     costs = None
     if args.settings is not None:
-        from pnas_core.cost import search_costs
-        from pnas_core.train import load_settings
+        from pnas_core.training.cost import search_costs
+        from pnas_core.training.train import load_settings
 
         costs = search_costs(load_settings(args.settings))
     workers = resolve_threads(args.threads)
@@ -263,8 +271,8 @@ def run_expand_score(args: argparse.Namespace) -> int:
 
 def run_select(args: argparse.Namespace) -> int:
     """Keep the top K."""
-    from pnas_core import beam
-    from pnas_core.selection import Selection
+    from pnas_core.search import beam
+    from pnas_core.search.selection import Selection
 
     selection = Selection(
         args.by, args.kappa, args.max_params, args.max_mult_adds, args.pareto, args.pareto_cost
@@ -287,9 +295,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
     import pyarrow as pa
 
-    from pnas_core import quality
-    from pnas_core.beam import write_table
     from pnas_core.errors import PnasError
+    from pnas_core.search import quality
+    from pnas_core.search.beam import write_table
     from pnas_core.surrogate import read_fit_records
 
     settings = _load_settings(args.settings)

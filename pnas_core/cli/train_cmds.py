@@ -10,7 +10,9 @@ from typing import Any
 from pnas_core.cli.arg_types import count, folder_path, int_range, output_file, share, threads
 from pnas_core.cli.overwrite import Paths
 
-DEFAULT_CACHE_DIR = "results/cache"  # same as pnas_core.cache.DEFAULT_CACHE_DIR; kept light to import
+DEFAULT_CACHE_DIR = (
+    "results/cache"  # same as pnas_core.training.cache.DEFAULT_CACHE_DIR; kept light to import
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,8 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def read_candidates(path: Path) -> list[str]:
     """Canonical cell texts of a candidates Parquet file's ``cell`` column, checked
-    (:func:`pnas_core.tables.read_arrow`; errors name the row)."""
-    from pnas_core.tables import read_arrow
+    (:func:`pnas_core.io.tables.read_arrow`; errors name the row)."""
+    from pnas_core.io.tables import read_arrow
 
     return read_arrow(path, "candidates", ["cell"], unique=("cell",)).column("cell").to_pylist()
 
@@ -116,12 +118,12 @@ def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pnas_core import __version__
-    from pnas_core.cache import ResultCache
     from pnas_core.devices import pick_device, set_threads
     from pnas_core.errors import PnasError
-    from pnas_core.records import settings_metadata, write_records
-    from pnas_core.shard import train_shard
-    from pnas_core.train import load_settings
+    from pnas_core.io.records import settings_metadata, write_records
+    from pnas_core.training.cache import ResultCache
+    from pnas_core.training.shard import train_shard
+    from pnas_core.training.train import load_settings
 
     if args.num_shards < 1 or not 0 <= args.shard < args.num_shards:
         raise PnasError(f"--shard must be in 0..{args.num_shards - 1} and --num-shards >= 1")
@@ -193,7 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge records files into one, sorted by cell."""
-    from pnas_core.records import merge_records, write_records
+    from pnas_core.io.records import merge_records, write_records
 
     df, meta = merge_records(args.inputs)
     meta.pop("shard", None)
@@ -210,10 +212,10 @@ def run_promote(args: argparse.Namespace) -> int:
     """Write the rows of the candidates the rung promotes."""
     import pyarrow as pa
 
-    from pnas_core import beam
-    from pnas_core.early_stop import promote
     from pnas_core.errors import PnasError
-    from pnas_core.records import read_records
+    from pnas_core.io.records import read_records
+    from pnas_core.search import beam
+    from pnas_core.search.early_stop import promote
 
     if not 0 < args.keep < 1:
         raise PnasError(f"--keep must be in (0, 1), got {args.keep}")
@@ -232,9 +234,9 @@ def run_promote(args: argparse.Namespace) -> int:
 
 def run_finish(args: argparse.Namespace) -> int:
     """Merge the rungs' records into the level's (each cell's last record) and drop the checkpoints."""
-    from pnas_core.cache import ResultCache
-    from pnas_core.early_stop import last_records
-    from pnas_core.records import RECORD_KEY, read_metadata, read_records, write_records
+    from pnas_core.io.records import RECORD_KEY, read_metadata, read_records, write_records
+    from pnas_core.search.early_stop import last_records
+    from pnas_core.training.cache import ResultCache
 
     frames = [read_records(path) for path in args.rungs]
     records = last_records(frames)

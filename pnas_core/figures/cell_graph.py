@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch
 
 from pnas_core.figures.style import new_figure
-from pnas_core.space import OPS, Cell
+from pnas_core.space.cells import OPS, Cell
 
 OP_LABELS = {
     "sep3x3": "sep 3x3",

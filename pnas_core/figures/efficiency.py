@@ -3,39 +3,12 @@ against the number of models trained, PNAS against random search, PNAS level bou
 
 from __future__ import annotations
 
-import heapq
-
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pnas_core.errors import PnasError
 from pnas_core.figures.inputs import ok_accuracy
 from pnas_core.figures.style import METHOD_COLORS, METHOD_LABELS, new_figure
-
-
-def best_so_far(acc: np.ndarray) -> np.ndarray:
-    """Running maximum of ``acc``, skipping NaN (failed runs); NaN until the first finite value."""
-    filled = np.where(np.isnan(acc), -np.inf, acc)
-    run = np.maximum.accumulate(filled) if len(acc) else filled
-    return np.where(np.isneginf(run), np.nan, run)
-
-
-def top_k_mean_so_far(acc: np.ndarray, k: int) -> np.ndarray:
-    """Mean of the k best finite values among ``acc[:i+1]``; NaN until k finite values are seen."""
-    if k < 1:
-        raise PnasError(f"top-k needs k >= 1, got {k}")
-    heap: list[float] = []
-    out = np.full(len(acc), np.nan)
-    for i, a in enumerate(acc):
-        if not np.isnan(a):
-            if len(heap) < k:
-                heapq.heappush(heap, float(a))
-            elif a > heap[0]:
-                heapq.heapreplace(heap, float(a))
-        if len(heap) == k:
-            out[i] = sum(sorted(heap)) / k
-    return out
+from pnas_core.stats import best_so_far, top_k_mean_so_far
 
 
 def efficiency_table(pnas: pd.DataFrame, random: pd.DataFrame | None, top_k: int = 5) -> pd.DataFrame:

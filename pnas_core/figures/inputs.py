@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from pnas_core.errors import PnasError
-from pnas_core.tables import read_frame
-from pnas_core.text_io import read_text
+from pnas_core.io.tables import read_frame
+from pnas_core.io.text_io import read_text
 
 SUMMARY_COLUMNS = (
     "level",
@@ -28,13 +28,13 @@ SUMMARY_COLUMNS = (
 RANDOM_TRAINED_COLUMNS = ("cell", "num_blocks", "val_acc", "params", "mult_adds", "status")
 RANDOM_CANDIDATE_COLUMNS = ("cell", "rank")
 QUALITY_COLUMNS = ("predictor", "blocks", "repeat", "split", "rho", "n_train", "n_eval")
-"""Columns of ``pnas eval-surrogate`` output (``pnas_core.quality.QUALITY_SCHEMA``)."""
+"""Columns of ``pnas eval-surrogate`` output (``pnas_core.search.quality.QUALITY_SCHEMA``)."""
 
 
 def read_nonempty(
     path: str | Path, what: str, columns: Iterable[str], unique: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """Read a Parquet file, checked (:func:`pnas_core.tables.read_frame`, rows unique by ``unique``),
+    """Read a Parquet file, checked (:func:`pnas_core.io.tables.read_frame`, rows unique by ``unique``),
     with ``columns`` and at least one row."""
     df = read_frame(path, what, columns, unique)
     if df.empty:

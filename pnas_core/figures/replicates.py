@@ -19,8 +19,8 @@ the wide bands of a few seeds would otherwise squeeze the rest of the curves."""
 
 
 def replicates_figure(by_models: pd.DataFrame, by_compute: pd.DataFrame, seeds: int, top_k: int) -> Figure:
-    """Four panels from :func:`pnas_core.comparison.curves` (``by_models``) and
-    :func:`pnas_core.comparison.compute_curves` (``by_compute``)."""
+    """Four panels from :func:`pnas_core.search.comparison.curves` (``by_models``) and
+    :func:`pnas_core.search.comparison.compute_curves` (``by_compute``)."""
     fig = new_figure(8.4, 6.8)
     axes = fig.subplots(2, 2)
     panels = (("best", "best validation accuracy so far"), ("topk", f"mean of the top {top_k} so far"))

@@ -49,7 +49,7 @@ def plot_bands(ax: Axes, curves: pd.DataFrame, x: str, col: str) -> None:
 def simulation_figure(
     curves: pd.DataFrame, seeds: int, top_k: int, title: str, level_starts: list[int] | tuple[int, ...] = ()
 ) -> Figure:
-    """Two panels (best so far, top-k mean so far) from :func:`pnas_core.simulate.curves`; a dotted
+    """Two panels (best so far, top-k mean so far) from :func:`pnas_core.search.simulate.curves`; a dotted
     line before each model in ``level_starts`` (PNAS's first model of each level after the first)."""
     fig = new_figure(8.4, 3.6)
     axes = fig.subplots(1, 2, sharex=True)

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pnas_core import __version__
-from pnas_core.atomic import atomic_path
+from pnas_core.io.atomic import atomic_path
 
 DPI = 150
 RC_PARAMS: dict[str, object] = {

@@ -1,7 +1,8 @@
 """Surrogate accuracy predictors (docs/method.md, "Surrogate predictors"): ``rnn``, ``mlp`` and ``gnn``
 ensembles, the ``xgb`` baseline and the ``weighted`` combination of families.
 
-Never imports the network builder or training code. Importing this package loads torch and xgboost's
+Layer 3: imports the foundation, :mod:`pnas_core.space` and :mod:`pnas_core.io`; never the network
+builder or training code. Importing this package loads torch and xgboost's
 Python side, so CLI modules import it inside their command functions.
 """
 

@@ -5,7 +5,7 @@ A predictor maps cells of any size to a predicted validation accuracy: ``fit(cel
 ``predict_insertions(parents, blocks, positions, parent_index)`` (the beam's fast paths) and
 ``save`` / ``load`` of a folder; ``fit_jobs`` and ``insertion_jobs`` give the same fit and scoring as
 independent parts that :func:`pnas_core.surrogate.jobs.run_jobs` may spread over threads. Cells are
-given as a token array ``(n, 4·b)``, a list of token arrays, :class:`~pnas_core.space.Cell` objects
+given as a token array ``(n, 4·b)``, a list of token arrays, :class:`~pnas_core.space.cells.Cell` objects
 or cell texts; sizes may be mixed.
 """
 
@@ -23,12 +23,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pnas_core.atomic import current_umask, disk_full_error, write_json
 from pnas_core.errors import PnasError
-from pnas_core.space import TOKEN_DTYPE, Cell, insert_blocks, parse
+from pnas_core.io.atomic import current_umask, disk_full_error, write_json
+from pnas_core.io.text_io import read_json
+from pnas_core.space.cells import TOKEN_DTYPE, Cell, insert_blocks, parse
 from pnas_core.surrogate.jobs import Jobs, one_job
 from pnas_core.surrogate.settings import SurrogateSettings
-from pnas_core.text_io import read_json
 
 CellsLike = np.ndarray | Sequence[np.ndarray] | Sequence[Cell] | Sequence[str]
 CONFIG_FILE = "config.json"
@@ -162,7 +162,7 @@ class Predictor(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores of children ``insert_blocks(parents[parent_index], blocks, positions)``: child i is
         parent ``parent_index[i]`` (of parents (P, 4·b)) with block i (blocks (n, 4)) inserted at
-        position i (0..b; b appends), later references shifted (:func:`pnas_core.space.insert_blocks`).
+        position i (0..b; b appends), later references shifted (:func:`pnas_core.space.cells.insert_blocks`).
 
         The beam scores every canonical child this way. Subclasses override it with a path that
         shares the work on each parent's blocks before the insertion.

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pnas_core.atomic import write_json
 from pnas_core.errors import PnasError
+from pnas_core.io.atomic import write_json
+from pnas_core.io.text_io import read_json
 from pnas_core.surrogate.base import PREDICTORS, Predictor, atomic_dir, make_predictor
 from pnas_core.surrogate.jobs import run_jobs
 from pnas_core.surrogate.settings import SurrogateSettings
-from pnas_core.text_io import read_json
 
 MANIFEST = "manifest.json"
 

@@ -2,7 +2,7 @@
 
 The predictors never import the network builder (tests/test_layering.py), so the costs come from a
 static table of each op's weight count with C channels in and out at stride 1, written as
-``a·C² + c·C`` (:data:`OP_COST`, read off ``pnas_core.ops``; batch norm counted, 2 per channel):
+``a·C² + c·C`` (:data:`OP_COST`, read off ``pnas_core.training.ops``; batch norm counted, 2 per channel):
 ``sepKxK`` is twice (depthwise K×K, pointwise 1×1, BN): a = 2, c = 2K² + 4; ``conv7x1`` (1×7 conv,
 7×1 conv, BN): a = 14, c = 2; ``dil3x3`` (3×3 conv, BN): a = 9, c = 2; ``identity``, ``avg3x3`` and
 ``max3x3``: 0, 0.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pnas_core.space import OPS
+from pnas_core.space.cells import OPS
 
 NAMES = ("params_c2", "params_c", "inputs_read", "weighted_ops")
 OP_COST = {

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pnas_core.space import OPS
+from pnas_core.space.cells import OPS
 from pnas_core.surrogate.base import register
 from pnas_core.surrogate.cost_features import NAMES, scaled_features
 from pnas_core.surrogate.jobs import one_thread

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pnas_core.space import MAX_BLOCKS, OPS, distinct_blocks, shifted_tail
+from pnas_core.space.cells import MAX_BLOCKS, OPS, distinct_blocks, shifted_tail
 from pnas_core.surrogate.base import register
 from pnas_core.surrogate.jobs import Jobs, one_thread
 from pnas_core.surrogate.train_loop import TokenModel, TorchEnsemble, ensemble_scores

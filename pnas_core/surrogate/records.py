@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 
 from pnas_core.errors import PnasError
-from pnas_core.records import UNIQUE_RUN
-from pnas_core.tables import read_frame
+from pnas_core.io.records import UNIQUE_RUN
+from pnas_core.io.tables import read_frame
 
 REQUIRED_COLUMNS = ("cell", "num_blocks", "val_acc", "status")
 
 
 def read_fit_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Concatenate record files, each checked (:func:`pnas_core.tables.read_frame`) and holding the
+    """Concatenate record files, each checked (:func:`pnas_core.io.tables.read_frame`) and holding the
     columns the predictors need."""
     if not paths:
         raise PnasError("no records files given")
@@ -27,7 +27,7 @@ def read_fit_records(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 def fit_data(records: pd.DataFrame, fit_on: str = "full") -> pd.DataFrame:
     """Rows with status "ok", one per cell (``val_acc`` averaged over repeats), sorted by cell text;
     with ``fit_on="all"`` also the rows early stopping ended (status "stopped", their accuracy at
-    the epoch they stopped at; see :mod:`pnas_core.early_stop`).
+    the epoch they stopped at; see :mod:`pnas_core.search.early_stop`).
 
     Columns: cell, num_blocks, val_acc.
     """

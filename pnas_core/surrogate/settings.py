@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pnas_core.errors import PnasError, shown
+from pnas_core.io.settings_io import DEVICE_PATTERN, Rules, check_bounds, check_rules, from_file, from_mapping
 from pnas_core.limits import MAX_COUNT, MAX_DERIVED_SEED, MAX_ENSEMBLE, MAX_THREADS, MAX_WIDTH, XGB_MAX_FLOAT
-from pnas_core.settings_io import DEVICE_PATTERN, Rules, check_bounds, check_rules, from_file, from_mapping
-from pnas_core.space import MAX_BLOCKS
+from pnas_core.space.cells import MAX_BLOCKS
 
 XGB_DEFAULTS: dict[str, Any] = {
     "n_estimators": 200,

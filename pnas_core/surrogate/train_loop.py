@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pnas_core.atomic import write_serialized
 from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
+from pnas_core.io.atomic import write_serialized
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size
 from pnas_core.surrogate.jobs import Jobs, one_thread
 from pnas_core.surrogate.settings import SurrogateSettings

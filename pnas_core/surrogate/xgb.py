@@ -10,7 +10,7 @@ import numpy as np
 from xgboost import XGBRegressor
 
 from pnas_core.errors import PnasError
-from pnas_core.space import MAX_BLOCKS, OPS, insert_blocks
+from pnas_core.space.cells import MAX_BLOCKS, OPS, insert_blocks
 from pnas_core.surrogate.base import CellsLike, Predictor, check_targets, group_by_size, register
 from pnas_core.surrogate.cost_features import NAMES, cost_features
 from pnas_core.surrogate.jobs import Jobs, one_job

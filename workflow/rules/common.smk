@@ -198,7 +198,7 @@ REPLICATE_DIR = f"{RESULTS}/replicates"
 
 
 def pnas_strategy_text():
-    """The configured search as a `pnas replicate --strategy` text (pnas_core.strategies)."""
+    """The configured search as a `pnas replicate --strategy` text (pnas_core.search.strategies)."""
     search = config["search"]
     by, predictors = search["select_by"], "+".join(search["predictors"])
     head = f"pnas:{by}:{predictors}"

@@ -5,7 +5,7 @@ The top level is checked against schemas/config.schema.yaml, which also fills in
 a config leaves out; the train, surrogate and final sections against the schemas `pnas schema`
 generates from the settings dataclasses (their defaults stay with the dataclasses); then the checks
 that span keys (``data_root`` and ``cache_dir`` paths the system can open, the dataset's folder;
-its layout inside ``data_root`` is checked by pnas_core.data in the first training job). Integers are
+its layout inside ``data_root`` is checked by pnas_core.training.data in the first training job). Integers are
 strict (YAML's ``1.0`` is a float, and the jobs refuse it), and the config files and the config are
 size-checked within a bounded number of steps before anything formats or validates them, so a YAML
 alias bomb is refused at once. tests/test_config_check.py checks that this refuses exactly what the
@@ -36,7 +36,7 @@ FILLED_FROM_TOP = {
     "surrogate": {"max_blocks": "search.max_blocks", "seed": "seed"},
     "final": {"dataset": "dataset", "data_root": "data_root", "seed": "seed"},
 }
-"""Settings fields the workflow fills in from other keys (pnas_core.settings_schema.FILLED_BY_WORKFLOW)."""
+"""Settings fields the workflow fills in from other keys (pnas_core.cli.settings_schema.FILLED_BY_WORKFLOW)."""
 NEEDS_DATA_ROOT = ("cifar10", "imagefolder")
 
 # The bounds of pnas_core.limits (a test checks they are the same numbers):

@@ -1,6 +1,6 @@
 """Parse-time check of an image folder: its class folders each hold an image (directory listings
 only: no image is opened, nothing of pnas_core or torch is imported), so an empty class folder is
-refused by the dry run, as ``pnas_core.imagefolder`` refuses it in the first job."""
+refused by the dry run, as ``pnas_core.training.imagefolder`` refuses it in the first job."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-"""pnas_core.imagefolder.IMAGE_SUFFIXES (tests/test_workflow.py checks that they agree)."""
+"""pnas_core.training.imagefolder.IMAGE_SUFFIXES (tests/test_workflow.py checks that they agree)."""
 SPLITS = ("train", "val", "test")
 
 

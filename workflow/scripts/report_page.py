@@ -1,11 +1,11 @@
 """Write the HTML report's landing page (reStructuredText) for a finished run: what ran (the
-config), the best cell and the final network's test accuracy (pnas_core.report_text, which escapes
+config), the best cell and the final network's test accuracy (pnas_core.io.report_text, which escapes
 every value for Snakemake's Jinja2 and reStructuredText renderers). Injected by Snakemake: ``snakemake``."""
 
 import json
 
-from pnas_core.atomic import write_text
-from pnas_core.report_text import landing_page
+from pnas_core.io.atomic import write_text
+from pnas_core.io.report_text import landing_page
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with open(sm.input.best) as fh:

@@ -1,0 +1,16 @@
+"""Every list of names and every default the package, the CLI, the workflow and the figures share,
+defined once here and imported everywhere (the config schema is tested equal to them). Standard
+library only, so the CLI and the workflow read it at no cost."""
+
+from __future__ import annotations
+
+PREDICTORS = ("rnn", "mlp", "xgb", "gnn", "weighted")
+"""The surrogate predictor families (``pnas_core.surrogate``)."""
+DEFAULT_PREDICTORS = ("rnn", "mlp", "xgb")
+"""The predictors fitted when none are named: the paper's three."""
+SELECT_BY = (*PREDICTORS, "mean", "ucb")
+"""What a selection ranks children by: one predictor, the mean of the fitted ones, or their UCB."""
+DEFAULT_SELECT_BY = "mean"
+COSTS = ("params", "mult_adds")
+"""The cost columns a budget or a Pareto front reads."""
+DEFAULT_PARETO_COST = "params"
