@@ -12,16 +12,16 @@ sees only the GPU it was given.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import IO
 
 import torch
+from filelock import FileLock
 
 from pnas_core.errors import PnasError
+from pnas_core.locks import try_lock
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 THREADS_ENV = "PNAS_THREADS"
@@ -54,8 +54,8 @@ def pick_device(request: str = "auto", slot: int = 0) -> torch.device:
     return torch.device("cuda", claim_gpu(slot, names))
 
 
-_HELD: list[IO[str]] = []
-"""Lock files of the GPUs this process claimed, open until it exits."""
+_HELD: list[FileLock] = []
+"""Locks of the GPUs this process claimed, open until it exits."""
 
 
 def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
@@ -67,13 +67,10 @@ def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
     n = len(names)
     for k in range(n):
         index = (slot + k) % n
-        fh = open(folder / f"{re.sub(r'[^A-Za-z0-9-]', '_', names[index])}.lock", "a")  # open while we live
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
+        lock = try_lock(folder / f"{re.sub(r'[^A-Za-z0-9-]', '_', names[index])}.lock")
+        if lock is None:
             continue
-        _HELD.append(fh)
+        _HELD.append(lock)  # held while we live
         return index
     return slot % n
 

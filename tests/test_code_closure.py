@@ -41,10 +41,10 @@ def closure(command: str, root: Path = REPO / "pnas_core") -> set[str]:
 
 def test_closures_hold_what_the_old_lists_missed() -> None:
     train = closure("train_cmds.run_train")
-    assert {"complexity.py", "settings_io.py", "loop.py", "cli/__init__.py", "cli/train_cmds.py"} <= train
-    assert not {"surrogate/__init__.py", "figures/style.py", "final.py"} & train
-    assert {"figures/style.py", "tables.py", "cli/figure_cmds.py"} <= closure("figure_cmds.run_quality")
-    assert "quality.py" in closure("surrogate_cmds.run_eval")
+    assert {"training/complexity.py", "io/settings_io.py", "training/loop.py", "cli/__init__.py", "cli/train_cmds.py"} <= train
+    assert not {"surrogate/__init__.py", "figures/style.py", "training/final.py"} & train
+    assert {"figures/style.py", "io/tables.py", "cli/figure_cmds.py"} <= closure("figure_cmds.run_quality")
+    assert "search/quality.py" in closure("surrogate_cmds.run_eval")
     # imports under `if TYPE_CHECKING:` never run: beam's Predictor type hint does not pull the predictors in
     assert not any(f.startswith("surrogate/") for f in closure("surrogate_cmds.run_select"))
     assert "surrogate/xgb.py" in closure("surrogate_cmds.run_fit")
@@ -58,15 +58,15 @@ def test_unknown_command_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("module", "changed"),
     [
-        ("complexity.py", {"train", "final", "expand"}),  # expand-score costs children (cost.py)
-        ("quality.py", {"eval"}),
+        ("training/complexity.py", {"train", "final", "expand"}),  # expand-score costs children (cost.py)
+        ("search/quality.py", {"eval"}),
         ("figures/style.py", {"figure_quality", "figure_pareto", "final"}),
         ("surrogate/rnn.py", {"fit", "expand", "eval"}),
-        ("scoring.py", {"expand"}),  # beam's select/enumerate/sample jobs stay free of the predictors
+        ("search/scoring.py", {"expand"}),  # beam's select/enumerate/sample jobs stay free of the predictors
         ("surrogate/jobs.py", {"fit", "expand", "eval"}),
-        ("beam.py", {"enumerate", "sample", "expand", "select", "eval", "promote"}),
-        ("early_stop.py", {"promote", "finish"}),
-        ("checkpoint.py", {"train", "final", "expand"}),  # expand-score reads train settings
+        ("search/beam.py", {"enumerate", "sample", "expand", "select", "eval", "promote"}),
+        ("search/early_stop.py", {"promote", "finish"}),
+        ("training/checkpoint.py", {"train", "final", "expand"}),  # expand-score reads train settings
     ],
 )
 def test_editing_a_module_changes_the_hash_of_its_users_only(

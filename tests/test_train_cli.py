@@ -236,11 +236,11 @@ def test_gpu_claims_follow_the_slot_and_skip_held_gpus(tmp_path: Path) -> None:
         assert devices.claim_gpu(3, names, tmp_path) == 2
         assert devices.claim_gpu(4, names, tmp_path) == 1  # all held: slot mod n
     finally:
-        for fh in devices._HELD[held_before:]:
-            fh.close()
+        for lock in devices._HELD[held_before:]:
+            lock.release()
         del devices._HELD[held_before:]
     assert devices.claim_gpu(1, names, tmp_path) == 1  # released locks are free again
-    devices._HELD.pop().close()
+    devices._HELD.pop().release()
 
 
 def test_cache_serves_a_cell_trained_under_another_block_order(

@@ -19,7 +19,6 @@ one training without early stopping writes. A rung shares the run's lock.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from pnas_core.errors import PnasError
 from pnas_core.io.atomic import write_json
 from pnas_core.io.records import RECORD_KEY, check_record
 from pnas_core.io.text_io import loads_json
+from pnas_core.locks import locked
 
 DEFAULT_CACHE_DIR = "results/cache"
 
@@ -78,16 +78,12 @@ class ResultCache:
 
     @contextlib.contextmanager
     def lock(self, cell_id: str, settings_hash: str, dataset: str, seed: int) -> Iterator[None]:
-        """Hold the exclusive lock of one run (a POSIX record lock, which NFS also honours)."""
+        """Hold the exclusive lock of one run (:func:`pnas_core.locks.locked`)."""
         key = cache_key(cell_id, settings_hash, dataset, seed)
         path = self.root / "locks" / key[:2] / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            fcntl.lockf(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.lockf(fh, fcntl.LOCK_UN)
+        with locked(path):
+            yield
 
     def get(
         self, cell_id: str, settings_hash: str, dataset: str, seed: int, rung: int | None = None

@@ -23,14 +23,11 @@ Where: ``$PNAS_IMAGE_CACHE`` if set, else ``<root>/.pnas-cache`` when ``root`` i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +39,7 @@ from PIL import Image
 from pnas_core.devices import resolve_threads
 from pnas_core.errors import PnasError
 from pnas_core.io.atomic import FULL_DISK_ERRNOS, disk_full_error
+from pnas_core.locks import locked
 from pnas_core.training.splits import fingerprint_arrays, stratified_split
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -192,7 +190,7 @@ def load_imagefolder(
             raise PnasError(
                 f"imagefolder dataset: cannot create cache folder {folder} ({exc}); set {CACHE_ENV}"
             ) from exc
-        with _locked(folder / f"{key}.lock"):
+        with locked(folder / f"{key}.lock"):
             if not (entry / "meta.json").is_file():
                 parts = _final_splits(listing, val_fraction, test_fraction, split_seed)
                 _build(entry, parts, classes, image_size, threads)
@@ -216,16 +214,6 @@ def _final_splits(
             parts[split] = [train[i] for i in held]
             train = [train[i] for i in keep]
     return {"train": train, **parts}
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as fh:
-        fcntl.lockf(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(fh, fcntl.LOCK_UN)
 
 
 def _decode(path: str, image_size: int | None) -> np.ndarray:
