@@ -41,7 +41,13 @@ def closure(command: str, root: Path = REPO / "pnas_core") -> set[str]:
 
 def test_closures_hold_what_the_old_lists_missed() -> None:
     train = closure("train_cmds.run_train")
-    assert {"training/complexity.py", "io/settings_io.py", "training/loop.py", "cli/__init__.py", "cli/train_cmds.py"} <= train
+    assert {
+        "training/complexity.py",
+        "io/settings_io.py",
+        "training/loop.py",
+        "cli/__init__.py",
+        "cli/train_cmds.py",
+    } <= train
     assert not {"surrogate/__init__.py", "figures/style.py", "training/final.py"} & train
     assert {"figures/style.py", "io/tables.py", "cli/figure_cmds.py"} <= closure("figure_cmds.run_quality")
     assert "search/quality.py" in closure("surrogate_cmds.run_eval")

@@ -41,6 +41,7 @@ from pnas_core.training.network import (
     network_plan,
 )
 from pnas_core.training.ops import IDENTITY
+from pnas_core.training.recipe import network_settings
 
 if TYPE_CHECKING:
     from pnas_core.training.train import TrainSettings
@@ -217,13 +218,7 @@ def search_network(settings: TrainSettings) -> tuple[NetworkSettings, tuple[int,
     """The search network's :class:`NetworkSettings` for :class:`pnas_core.training.train.TrainSettings` (as
     :func:`pnas_core.training.train.build_model` builds it) and the input shape."""
     shape, classes = dataset_shape(settings)
-    net = NetworkSettings(
-        num_classes=classes,
-        in_channels=shape[0],
-        cells_per_stack=settings.cells_per_stack,
-        filters=settings.filters,
-        num_reductions=settings.num_reductions,
-    )
+    net = network_settings(settings, classes, shape[0])
     return net, shape
 
 

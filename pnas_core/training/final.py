@@ -31,32 +31,29 @@ from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
 from pnas_core.io.atomic import atomic_path, write_json, write_text
 from pnas_core.io.settings_io import (
-    DATASET_RULES,
-    DEVICE_PATTERN,
     Rules,
     check_rules,
     from_file,
     from_mapping,
     merge_rules,
 )
-from pnas_core.limits import MAX_COUNT, MAX_DEPTH, MAX_IMAGE_SIZE, MAX_SEED, MAX_WIDTH
+from pnas_core.limits import MAX_COUNT, MAX_IMAGE_SIZE
 from pnas_core.space.cells import Cell
 from pnas_core.training.checkpoint import read_checkpoint, restore, write_checkpoint
 from pnas_core.training.complexity import count_mult_adds, count_params
-from pnas_core.training.data import DATASETS, DatasetSettings, DataSplits
+from pnas_core.training.data import DatasetSettings, DataSplits
 from pnas_core.training.imagefolder import class_folders
 from pnas_core.training.loop import (
-    LR_SCHEDULES,
     DeviceSplit,
     EpochPlan,
     accuracy,
-    augmentation,
     make_optimizer,
     run_epoch,
     seed_run,
 )
 from pnas_core.training.model_io import save_model
 from pnas_core.training.network import NetworkSettings, PNASNetwork, build_network
+from pnas_core.training.recipe import RECIPE_RULES, epoch_plan, network_settings
 from pnas_core.training.train import candidate_seed
 
 CHECKPOINT = "checkpoint.pt"
@@ -144,12 +141,10 @@ class FinalSettings(DatasetSettings):
 
     def network_settings(self, data: DataSplits) -> NetworkSettings:
         """The :class:`pnas_core.training.network.NetworkSettings` of the final network for ``data``."""
-        return NetworkSettings(
-            num_classes=data.num_classes,
-            in_channels=data.image_shape[0],
-            cells_per_stack=self.cells_per_stack,
-            filters=self.filters,
-            num_reductions=self.num_reductions,
+        return network_settings(
+            self,
+            data.num_classes,
+            data.image_shape[0],
             drop_path=self.drop_path,
             aux_head=self.aux_head,
             dropout=self.dropout,
@@ -158,28 +153,14 @@ class FinalSettings(DatasetSettings):
 
 
 FINAL_RULES = merge_rules(
-    DATASET_RULES,
+    RECIPE_RULES,
     Rules(
         minimum={
-            "filters": 4,  # the network builder's smallest
-            **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "checkpoint_every"), 1),
-            **dict.fromkeys(
-                ("momentum", "weight_decay", "label_smoothing", "aux_weight", "cutout", "num_reductions"), 0
-            ),
-            **dict.fromkeys(("drop_path", "dropout", "seed"), 0),
+            "checkpoint_every": 1,
+            **dict.fromkeys(("aux_weight", "cutout", "drop_path", "dropout"), 0),
         },
-        maximum={
-            "num_reductions": 6,
-            "cells_per_stack": MAX_DEPTH,
-            "filters": MAX_WIDTH,
-            **dict.fromkeys(("epochs", "batch_size", "checkpoint_every"), MAX_COUNT),
-            "cutout": MAX_IMAGE_SIZE,
-            "seed": MAX_SEED,
-        },
-        exclusive_minimum={"lr": 0, "grad_clip": 0},
-        exclusive_maximum={"label_smoothing": 1, "drop_path": 1, "dropout": 1},
-        choices={"dataset": DATASETS, "lr_schedule": LR_SCHEDULES},
-        patterns={"device": DEVICE_PATTERN},
+        maximum={"checkpoint_every": MAX_COUNT, "cutout": MAX_IMAGE_SIZE},
+        exclusive_maximum={"drop_path": 1, "dropout": 1},
     ),
 )
 """The value rules of :class:`FinalSettings` (its checks and its JSON schema)."""
@@ -239,19 +220,12 @@ def build_final(cell: Cell, settings: FinalSettings) -> FinalRun:
     mean, std = (t.to(device) for t in data.channel_stats())
     x = torch.cat([data.train_x, data.val_x]).to(device)
     y = torch.cat([data.train_y, data.val_y]).to(device)
-    batch_size = min(settings.batch_size, len(y))
-    padding, flip = augmentation(data.image_shape, data.allow_flip, settings.augment)
-    plan = EpochPlan(
-        batch_size=batch_size,
-        steps=len(y) // batch_size,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        lr_schedule=settings.lr_schedule,
-        padding=padding,
-        flip=flip,
+    plan = epoch_plan(
+        settings,
+        data,
+        len(y),
+        settings.batch_size,
         cutout=settings.cutout,
-        label_smoothing=settings.label_smoothing,
-        grad_clip=settings.grad_clip,
         aux_weight=settings.aux_weight,
         drop_path_ramp=settings.drop_path_ramp,
     )

@@ -33,31 +33,27 @@ import torch
 from pnas_core.devices import pick_device
 from pnas_core.errors import PnasError
 from pnas_core.io.settings_io import (
-    DATASET_RULES,
-    DEVICE_PATTERN,
     Rules,
     check_rules,
     from_file,
     from_mapping,
     merge_rules,
 )
-from pnas_core.limits import MAX_COUNT, MAX_DEPTH, MAX_SEED, MAX_THREADS, MAX_WIDTH
+from pnas_core.limits import MAX_COUNT, MAX_THREADS
 from pnas_core.space.cells import Cell, parse
 from pnas_core.training.checkpoint import read_checkpoint, restore, write_checkpoint
 from pnas_core.training.complexity import count_mult_adds, count_params
-from pnas_core.training.data import DATASETS, DatasetSettings, DataSplits
+from pnas_core.training.data import DatasetSettings, DataSplits
 from pnas_core.training.loop import (
-    LR_SCHEDULES,
     OPTIMIZERS,
     DeviceSplit,
-    EpochPlan,
     accuracy,
-    augmentation,
     make_optimizer,
     run_epoch,
     seed_run,
 )
-from pnas_core.training.network import NetworkSettings, PNASNetwork, build_network
+from pnas_core.training.network import PNASNetwork, build_network
+from pnas_core.training.recipe import RECIPE_RULES, epoch_plan, network_settings
 
 TRAIN_CODE_VERSION = 3
 """Bumped whenever training semantics change; part of :meth:`TrainSettings.settings_hash`."""
@@ -142,25 +138,11 @@ class TrainSettings(DatasetSettings):
 
 
 TRAIN_RULES = merge_rules(
-    DATASET_RULES,
+    RECIPE_RULES,
     Rules(
-        minimum={
-            "filters": 4,  # the network builder's smallest
-            **dict.fromkeys(("cells_per_stack", "epochs", "batch_size", "eval_every", "workers"), 1),
-            **dict.fromkeys(("num_reductions", "weight_decay", "momentum", "label_smoothing", "seed"), 0),
-        },
-        maximum={
-            "num_reductions": 6,
-            "cells_per_stack": MAX_DEPTH,
-            "filters": MAX_WIDTH,
-            **dict.fromkeys(("epochs", "batch_size", "eval_every"), MAX_COUNT),
-            "workers": MAX_THREADS,
-            "seed": MAX_SEED,
-        },
-        exclusive_minimum={"lr": 0, "grad_clip": 0},
-        exclusive_maximum={"label_smoothing": 1},
-        choices={"dataset": DATASETS, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES},
-        patterns={"device": DEVICE_PATTERN},
+        minimum=dict.fromkeys(("eval_every", "workers"), 1),
+        maximum={"eval_every": MAX_COUNT, "workers": MAX_THREADS},
+        choices={"optimizer": OPTIMIZERS},
     ),
 )
 """The value rules of :class:`TrainSettings` (its checks and its JSON schema)."""
@@ -300,31 +282,7 @@ def _record(
 
 def build_model(cell: Cell, settings: TrainSettings, data: DataSplits) -> PNASNetwork:
     """The search network for ``cell`` sized for ``data`` (see :mod:`pnas_core.training.network`)."""
-    net_settings = NetworkSettings(
-        num_classes=data.num_classes,
-        in_channels=data.image_shape[0],
-        cells_per_stack=settings.cells_per_stack,
-        filters=settings.filters,
-        num_reductions=settings.num_reductions,
-    )
-    return build_network(cell, net_settings)
-
-
-def epoch_plan(settings: TrainSettings, data: DataSplits, n: int, batch_size: int) -> EpochPlan:
-    """The :class:`~pnas_core.training.loop.EpochPlan` of a search training run on ``n`` training images."""
-    batch_size = min(batch_size, n)
-    padding, flip = augmentation(data.image_shape, data.allow_flip, settings.augment)
-    return EpochPlan(
-        batch_size=batch_size,
-        steps=n // batch_size,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        lr_schedule=settings.lr_schedule,
-        padding=padding,
-        flip=flip,
-        label_smoothing=settings.label_smoothing,
-        grad_clip=settings.grad_clip,
-    )
+    return build_network(cell, network_settings(settings, data.num_classes, data.image_shape[0]))
 
 
 @dataclass
