@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from pnas_core.errors import PnasError
+from pnas_core.names import DEFAULT_PREDICTORS
 from pnas_core.search.benchmark import load_table
 from pnas_core.search.progressive import table_costs
 from pnas_core.search.selection import Selection
 from pnas_core.search.simulate import Simulation, curves, simulate, summarize
 from pnas_core.search.strategies import (
-    POOLED_DEFAULT,
     PnasStrategy,
     RandomStrategy,
     check_strategies,
@@ -26,7 +26,7 @@ from pnas_core.search.strategies import (
 )
 from pnas_core.space.cells import parse
 
-ALL = POOLED_DEFAULT
+ALL = DEFAULT_PREDICTORS
 BUDGET = 48_000  # about the median params of the shipped table's two-block cells
 SELECTION_STRATEGIES = [
     "pnas:mean",

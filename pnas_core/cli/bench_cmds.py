@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pnas_core.cli.arg_types import output_dir, output_file
 from pnas_core.cli.overwrite import Paths
+from pnas_core.names import DEFAULT_PREDICTORS, PREDICTORS
 from pnas_core.space.cells import MAX_BLOCKS, OPS
 
 DEFAULT_TABLE = "digits_b2"
@@ -95,9 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--predictors",
         nargs="+",
-        default=["rnn", "mlp", "xgb"],
+        default=list(DEFAULT_PREDICTORS),
         metavar="P",
-        help="predictor families (default: rnn mlp xgb; also gnn, weighted); 'mean' averages them",
+        help=f"predictor families of {', '.join(PREDICTORS)} (default: {' '.join(DEFAULT_PREDICTORS)}); "
+        "'mean' averages them",
     )
     p.add_argument("--out", required=True, type=output_file, help="quality Parquet to write")
     p.set_defaults(func=run_quality, paths=lambda a: Paths(reads=[a.table, a.settings], writes=[a.out]))

@@ -17,21 +17,17 @@ from pnas_core.cli.arg_types import (
 )
 from pnas_core.cli.overwrite import Paths
 from pnas_core.limits import MAX_COUNT
+from pnas_core.names import (
+    COSTS,
+    DEFAULT_PARETO_COST,
+    DEFAULT_PREDICTORS,
+    DEFAULT_SELECT_BY,
+    PREDICTORS,
+    SELECT_BY,
+)
 from pnas_core.space.cells import MAX_BLOCKS, OPS, Space
 
-PREDICTOR_NAMES = ("rnn", "mlp", "xgb", "gnn", "weighted")  # pnas_core.surrogate.PREDICTORS
-PREDICTOR_DEFAULT = ("rnn", "mlp", "xgb")
-SELECT_DEFAULT = "mean"  # pnas_core.search.beam.DEFAULT_SELECT_BY; kept literal so --help stays light
 FIT_ON = ("full", "all")  # pnas_core.search.early_stop.FIT_ON
-SELECT_CHOICES = (
-    "rnn",
-    "mlp",
-    "xgb",
-    "gnn",
-    "weighted",
-    "mean",
-    "ucb",
-)  # pnas_core.search.selection.SELECT_BY
 
 
 def _ops(parser: argparse.ArgumentParser) -> None:
@@ -50,10 +46,10 @@ def _predictors(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--predictors",
         nargs="+",
-        default=list(PREDICTOR_DEFAULT),
-        choices=PREDICTOR_NAMES,
+        default=list(DEFAULT_PREDICTORS),
+        choices=PREDICTORS,
         metavar="P",
-        help=f"predictor families of {', '.join(PREDICTOR_NAMES)} (default: {' '.join(PREDICTOR_DEFAULT)})",
+        help=f"predictor families of {', '.join(PREDICTORS)} (default: {' '.join(DEFAULT_PREDICTORS)})",
     )
 
 
@@ -150,8 +146,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=count, required=True, help="beam width K")
     p.add_argument(
         "--by",
-        default=SELECT_DEFAULT,
-        help=f"{', '.join(SELECT_CHOICES)} (default {SELECT_DEFAULT}); ucb = pred_mean + kappa * spread",
+        default=DEFAULT_SELECT_BY,
+        help=f"{', '.join(SELECT_BY)} (default {DEFAULT_SELECT_BY}); ucb = pred_mean + kappa * spread",
     )
     p.add_argument(
         "--kappa", type=non_negative_float, default=1.0, help="UCB weight of the spread (default 1.0)"
@@ -162,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--pareto", action="store_true", help="fill K from Pareto fronts of the score against cost"
     )
     p.add_argument(
-        "--pareto-cost", default="params", choices=("params", "mult_adds"), help="cost axis (default params)"
+        "--pareto-cost", default=DEFAULT_PARETO_COST, choices=COSTS, help="cost axis (default params)"
     )
     p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
     p.set_defaults(func=run_select, paths=lambda a: Paths(reads=[a.scored], writes=[a.out]))

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from pnas_core.errors import PnasError
 from pnas_core.io.atomic import atomic_path
 from pnas_core.io.tables import read_arrow
+from pnas_core.names import DEFAULT_SELECT_BY
 from pnas_core.search.selection import Selection, pick
 from pnas_core.space.cells import (
     Space,
@@ -36,7 +37,6 @@ from pnas_core.space.cells import (
     unique_rows,
 )
 
-DEFAULT_SELECT_BY = "mean"
 """Score that picks the top K by default: the mean of the rnn, mlp and xgb predictions.
 
 Averaging three predictor families with different inductive biases (sequence model, bag of blocks,

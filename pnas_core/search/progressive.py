@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from pnas_core.errors import PnasError
 from pnas_core.io.records import RECORD_COLUMNS
+from pnas_core.names import DEFAULT_PREDICTORS, DEFAULT_SELECT_BY
 from pnas_core.search import beam, scoring
 from pnas_core.search.benchmark import BenchmarkTable
 from pnas_core.search.early_stop import EarlyStop, records_at, successive_halving
@@ -168,8 +169,8 @@ def run_search(
     space: Space,
     evaluator: Evaluator,
     beam_size: int,
-    predictors: Sequence[str] = ("rnn", "mlp", "xgb"),
-    selection: Selection | str = beam.DEFAULT_SELECT_BY,
+    predictors: Sequence[str] = DEFAULT_PREDICTORS,
+    selection: Selection | str = DEFAULT_SELECT_BY,
     surrogate: SurrogateSettings | None = None,
     costs: beam.CostColumns | None = None,
     fit: FitFn = fit_predictors,

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pnas_core.errors import PnasError
-from pnas_core.names import COSTS
+from pnas_core.names import COSTS, DEFAULT_PREDICTORS
 from pnas_core.search import baselines, beam
 from pnas_core.search.benchmark import BenchmarkTable
 from pnas_core.search.early_stop import EarlyStop
@@ -47,7 +47,6 @@ from pnas_core.space.cells import Space
 from pnas_core.surrogate import PREDICTORS, SurrogateSettings
 from pnas_core.surrogate.bundle import fit_predictors
 
-POOLED_DEFAULT = ("rnn", "mlp", "xgb")
 """The predictors of ``pnas:mean`` and ``pnas:ucb`` without a list (the workflow's default)."""
 EVOLUTION_DEFAULTS = {"population": 20, "sample": 5}
 """Regularized evolution's population P and tournament size S when a text leaves them out."""
@@ -206,7 +205,7 @@ def _pnas(args: list[str], options: dict[str, str]) -> PnasStrategy:
         pareto_cost=cost or "params",
     )
     pooled = by in ("mean", "ucb")
-    predictors = args[1].split("+") if len(args) > 1 else (list(POOLED_DEFAULT) if pooled else [by])
+    predictors = args[1].split("+") if len(args) > 1 else (list(DEFAULT_PREDICTORS) if pooled else [by])
     unknown = [p for p in predictors if p not in PREDICTORS]
     if unknown or len(set(predictors)) != len(predictors) or (not pooled and by not in predictors):
         raise PnasError(
