@@ -159,7 +159,7 @@ def test_code_edit_reruns_the_rules_that_run_it(finished: Path) -> None:
     package = finished / "pkg"
     shutil.copytree(REPO / "pnas_core", package / "pnas_core", ignore=shutil.ignore_patterns("__pycache__"))
     assert params_changed(finished, package) == set()  # the same code, elsewhere: nothing reruns
-    with open(package / "pnas_core" / "complexity.py", "a") as fh:
+    with open(package / "pnas_core" / "training" / "complexity.py", "a") as fh:
         fh.write("\n# an edit\n")  # writes mult_adds into every record; the old hand-written lists missed it
     # ... and the exact cost of every scored child (expand-score, pnas_core.training.cost)
     assert params_changed(finished, package) == {"train_shard", "final_train", "expand_score"}
