@@ -24,6 +24,8 @@ import math
 import os
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -475,6 +477,19 @@ def test_the_dry_run_refuses_exactly_what_a_job_would(base: dict, changes: list)
         assert any(".".join(k) in refused or k[-1] in refused for k, _ in changes) or "search" in refused, (
             refused
         )
+
+
+def test_the_check_imports_nothing_heavy() -> None:
+    """The workflow imports the check at parse time (every SLURM job re-parses it): no torch, numpy or
+    pandas, and of pnas_core only its standard-library rules (pnas_core.rungs)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import config_check; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'numpy', 'pandas', 'pyarrow', 'pnas_core'))))"
+    )
+    scripts = str(REPO / "workflow" / "scripts")
+    loaded = subprocess.run([sys.executable, "-c", code, scripts], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["pnas_core", "pnas_core.rungs"]
 
 
 def test_the_shipped_configs_pass_both() -> None:

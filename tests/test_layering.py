@@ -105,6 +105,11 @@ def test_space_needs_only_numpy() -> None:
     assert third_party(reachable("pnas_core.space.cells")) == {"numpy"}
 
 
+def test_the_rules_the_workflow_reads_need_only_the_standard_library() -> None:
+    """workflow/scripts/config_check.py imports pnas_core.rungs at parse time: it stays that cheap."""
+    assert third_party(reachable("pnas_core.rungs")) == set()
+
+
 def test_predictors_never_reach_the_network_or_training() -> None:
     for module in (m for m in MODULES if m.startswith("pnas_core.surrogate")):
         assert not any(m.startswith("pnas_core.training") for m in reachable(module)), module

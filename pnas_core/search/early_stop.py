@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pnas_core.errors import PnasError
+from pnas_core.rungs import rungs_problem
 
 FIT_ON = ("full", "all")
 RUNG_STATUSES = ("ok", "stopped")
@@ -40,8 +41,9 @@ class EarlyStop:
 
     def __post_init__(self) -> None:
         rungs = tuple(self.rungs)
-        if not rungs or any(r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
-            raise PnasError(f"early_stop.rungs must be increasing positive epochs, got {list(rungs)}")
+        problem = rungs_problem(rungs)
+        if problem:
+            raise PnasError(f"early_stop.rungs {problem}")
         if not 0 < self.keep < 1:
             raise PnasError(f"early_stop.keep must be in (0, 1), got {self.keep}")
         if self.fit_on not in FIT_ON:
@@ -57,13 +59,10 @@ class EarlyStop:
 
     def budgets(self, epochs: int, eval_every: int = 1) -> list[int]:
         """Epochs each rung trains to: the rungs, then the full budget ``epochs``. Every rung must be
-        below ``epochs`` and an evaluated epoch (a multiple of ``eval_every``)."""
-        bad = [r for r in self.rungs if r >= epochs or r % eval_every]
-        if bad:
-            raise PnasError(
-                f"early_stop.rungs {list(self.rungs)}: each must be below train.epochs ({epochs}) and a "
-                f"multiple of train.eval_every ({eval_every}); {bad} are not"
-            )
+        below ``epochs`` and an evaluated epoch (:func:`pnas_core.rungs.rungs_problem`)."""
+        problem = rungs_problem(self.rungs, epochs, eval_every)
+        if problem:
+            raise PnasError(f"early_stop.rungs {problem}")
         return [*self.rungs, epochs]
 
 

@@ -40,6 +40,7 @@ from pnas_core.io.settings_io import (
     merge_rules,
 )
 from pnas_core.limits import MAX_COUNT, MAX_THREADS
+from pnas_core.rungs import is_evaluated
 from pnas_core.space.cells import Cell, parse
 from pnas_core.training.checkpoint import read_checkpoint, restore, write_checkpoint
 from pnas_core.training.complexity import count_mult_adds, count_params
@@ -238,8 +239,8 @@ def train_candidate(
 
 def check_stop(settings: TrainSettings, stop_at: int) -> None:
     """Raise :class:`PnasError` unless ``stop_at`` is an evaluated epoch of ``settings`` (1..epochs,
-    a multiple of ``eval_every`` or the last)."""
-    if not 1 <= stop_at <= settings.epochs or (stop_at % settings.eval_every and stop_at != settings.epochs):
+    a multiple of ``eval_every`` or the last: :func:`pnas_core.rungs.is_evaluated`)."""
+    if not is_evaluated(stop_at, settings.epochs, settings.eval_every):
         raise PnasError(
             f"a run can stop only at an evaluated epoch: 1..{settings.epochs}, a multiple of eval_every "
             f"({settings.eval_every}); got {stop_at}"

@@ -9,8 +9,10 @@ its layout inside ``data_root`` is checked by pnas_core.training.data in the fir
 strict (YAML's ``1.0`` is a float, and the jobs refuse it), and the config files and the config are
 size-checked within a bounded number of steps before anything formats or validates them, so a YAML
 alias bomb is refused at once. tests/test_config_check.py checks that this refuses exactly what the
-jobs refuse. Standard library, PyYAML and jsonschema only (no pnas_core, no torch): the workflow's
-parse time stays cheap.
+jobs refuse. Standard library, PyYAML, jsonschema and the library's one standard-library module of
+rules it shares with the workflow (:mod:`pnas_core.rungs`, early stopping's rungs) only: no other
+pnas_core module, no torch, numpy or pandas, so the workflow's parse time stays cheap (a test imports
+this file in a fresh interpreter and checks).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 
 import yaml
 from jsonschema import validators
+
+from pnas_core.rungs import rungs_problem
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 SETTINGS_SECTIONS = ("train", "surrogate", "final")
@@ -246,14 +250,11 @@ def check_across_keys(config: dict) -> None:
         )
     early = search["early_stop"]
     if early is not None:
-        rungs = early["rungs"]
         epochs = config["train"].get("epochs", section_default("train", "epochs"))
         every = config["train"].get("eval_every", section_default("train", "eval_every"))
-        if rungs != sorted(set(rungs)) or rungs[-1] >= epochs or any(r % every for r in rungs):
-            raise ConfigError(
-                f"search.early_stop.rungs: {rungs} must be increasing epochs below train.epochs ({epochs}), "
-                f"each a multiple of train.eval_every ({every})"
-            )
+        problem = rungs_problem(early["rungs"], epochs, every)
+        if problem:
+            raise ConfigError(f"search.early_stop.rungs: {problem}")
     for key in ("data_root", "cache_dir"):
         problem = None if config[key] is None else path_problem(config[key])
         if problem:
