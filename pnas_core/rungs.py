@@ -22,7 +22,9 @@ def rungs_problem(rungs: Sequence[int], epochs: int | None = None, eval_every: i
     rungs = list(rungs)
     if not rungs or any(r < 1 for r in rungs) or rungs != sorted(set(rungs)):
         return f"{rungs} must be increasing positive epochs"
-    bad = [r for r in rungs if epochs is not None and not (r < epochs and is_evaluated(r, epochs, eval_every))]
+    bad = [
+        r for r in rungs if epochs is not None and not (r < epochs and is_evaluated(r, epochs, eval_every))
+    ]
     if bad:
         return (
             f"{rungs}: each must be below train.epochs ({epochs}) and a multiple of train.eval_every "
