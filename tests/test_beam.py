@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from synthetic import op_accuracy, write_records
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
 from pnas_core.search import beam, scoring
+from pnas_core.search.selection import Selection
 from pnas_core.space.cells import Space, canonical, cell_id, num_blocks_of, parse, tokens_to_texts
 from pnas_core.surrogate import SurrogateSettings, make_predictor
 from pnas_core.training.complexity import count_mult_adds, count_params
@@ -254,13 +256,41 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     assert message in err and err.count("\n") == 1
 
 
-def test_cli_bad_by_is_one_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "selection, message",
+    [
+        ({"select_by": "gp"}, "cannot select by 'gp'"),
+        ({"select_by": "ucb", "ucb_kappa": "2"}, "selection ucb_kappa must be a number, got '2'"),
+        ({"max_params": 2.5}, "selection max_params must be an integer, got 2.5"),
+        ({"pareto": "false"}, "selection pareto must be true or false, got 'false'"),
+        ({"by": "ucb"}, "unknown key(s) 'by' (known: select_by, ucb_kappa,"),
+    ],
+)
+def test_cli_bad_selection_is_one_line(tmp_path, monkeypatch, capsys, selection, message):
     monkeypatch.chdir(tmp_path)
     beam.write_table(_scored(["0:sep3x3,0:sep3x3;0:sep3x3,0:sep3x3"], [0.5]), "s.parquet")
-    assert main(["select", "--scored", "s.parquet", "--k", "3", "--by", "gp", "--out", "x.parquet"]) == 2
+    (tmp_path / "selection.json").write_text(json.dumps(selection))
+    argv = [
+        "select",
+        "--scored",
+        "s.parquet",
+        "--k",
+        "3",
+        "--selection",
+        "selection.json",
+        "--out",
+        "x.parquet",
+    ]
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "cannot select by 'gp'" in err and err.count("\n") == 1
+    assert message in err and "selection.json" in err and err.count("\n") == 1
     assert not (tmp_path / "x.parquet").exists()
+
+
+def selection_file(path: Path, **keys: object) -> str:
+    """A selection settings file of ``keys`` (the config's search keys), as the workflow writes it."""
+    path.write_text(json.dumps(Selection.from_mapping(keys).to_mapping()))
+    return str(path)
 
 
 def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predictors):
@@ -284,30 +314,31 @@ def test_cli_costs_ucb_budget_and_pareto(tmp_path, monkeypatch, capsys, predicto
         assert (row.params, row.mult_adds) == (count_params(model), count_mult_adds(model, shape))
 
     limit = int(scored["params"].quantile(0.25))
-    select = ["select", "--scored", "scored.parquet", "--k", "6"]
-    assert (
-        main([*select, "--by", "ucb", "--kappa", "0.5", "--max-params", str(limit), "--out", "u.parquet"])
-        == 0
-    )
+    select = ["select", "--scored", "scored.parquet", "--k", "6", "--selection"]
+    ucb_file = selection_file(tmp_path / "ucb.json", select_by="ucb", ucb_kappa=0.5, max_params=limit)
+    assert main([*select, ucb_file, "--out", "u.parquet"]) == 0
     ucb = pd.read_parquet("u.parquet")
     assert len(ucb) == 6 and (ucb["params"] <= limit).all() and (ucb["max_params"] == limit).all()
     assert (
         f"6 of {len(scored)} children by ucb (kappa 0.5) within max_params {limit:,}"
         in capsys.readouterr().out
     )
-    assert main([*select, "--pareto", "--pareto-cost", "mult_adds", "--out", "p.parquet"]) == 0
+    pareto = selection_file(tmp_path / "pareto.json", pareto=True, pareto_cost="mult_adds")
+    assert main([*select, pareto, "--out", "p.parquet"]) == 0
     front = pd.read_parquet("p.parquet")
     assert front["front"].notna().all() and (front["pareto_cost"] == "mult_adds").all()
     assert front["cell"].isin(scored["cell"]).all() and (np.diff(front["front"]) >= 0).all()
 
     capsys.readouterr()
     cheapest = int(scored["params"].min())
-    assert main([*select, "--max-params", str(cheapest - 1), "--out", "none.parquet"]) == 2
+    too_cheap = selection_file(tmp_path / "cheap.json", max_params=cheapest - 1)
+    assert main([*select, too_cheap, "--out", "none.parquet"]) == 2
     err = capsys.readouterr().err
     assert f"the cheapest has {cheapest:,} params" in err and err.count("\n") == 1
     assert not (tmp_path / "none.parquet").exists()
     assert main(["expand-score", *argv[1:], "--out", "bare.parquet"]) == 0  # no --settings: no cost
-    assert main(["select", "--scored", "bare.parquet", "--k", "3", "--pareto", "--out", "x.parquet"]) == 2
+    pareto = ["--selection", selection_file(tmp_path / "p.json", pareto=True)]
+    assert main(["select", "--scored", "bare.parquet", "--k", "3", *pareto, "--out", "x.parquet"]) == 2
     assert "expand-score --settings" in capsys.readouterr().err
 
 

@@ -41,7 +41,7 @@ from pnas_core.cli import build_parser
 from pnas_core.cli.settings_schema import FILLED_BY_WORKFLOW
 from pnas_core.errors import PnasError
 from pnas_core.search.early_stop import EarlyStop
-from pnas_core.search.selection import Selection
+from pnas_core.search.selection import SELECTION_KEYS, Selection
 from pnas_core.search.strategies import parse_strategy
 from pnas_core.space.cells import Space
 from pnas_core.surrogate import SurrogateSettings
@@ -129,17 +129,20 @@ def settings_files(cfg: dict) -> Iterator[tuple[type, dict]]:
     )
 
 
+def selection_file(search: dict) -> dict:
+    """What settings/selection.json holds (rules/settings.smk, common.smk's SELECTION_KEYS)."""
+    return as_written({key: search[key] for key in SELECTION_KEYS.values()})
+
+
 def pnas_text(search: dict) -> str:
-    """The configured search as a ``pnas replicate --strategy`` text (rules/common.smk, pnas_strategy_text)."""
+    """The configured search as a ``pnas replicate --strategy`` text (rules/common.smk, pnas_strategy_text);
+    its selection comes from settings/selection.json."""
     by, predictors = search["select_by"], "+".join(map(str, search["predictors"]))
     head, early = f"pnas:{by}:{predictors}", search["early_stop"]
     if early is not None:
         rungs = "+".join(str(r) for r in early["rungs"])
         head = f"pnas-es:{rungs}:{early['keep']}:{early.get('fit_on', 'full')}:{by}:{predictors}"
-    options = [f"kappa={search['ucb_kappa']}"] if by == "ucb" else []
-    options += [f"{key}={search[key]}" for key in ("max_params", "max_mult_adds") if search[key] is not None]
-    options += [f"pareto={search['pareto_cost']}"] if search["pareto"] else []
-    return head + ("@" + ",".join(options) if options else "")
+    return head
 
 
 def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
@@ -192,20 +195,7 @@ def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
         ],
         {"ops": search["ops"]},
     )
-    # rules/common.smk, select_flags(); with --by ucb and --pareto as if they were chosen
-    for by, pareto in {(search["select_by"], search["pareto"]), ("ucb", True)}:
-        flags, want = ["--by", str(by)], {"k": k, "by": by}
-        if by == "ucb":
-            flags += ["--kappa", str(search["ucb_kappa"])]
-            want["kappa"] = search["ucb_kappa"]
-        for key in ("max_params", "max_mult_adds"):
-            if search[key] is not None:
-                flags += [f"--{key.replace('_', '-')}", str(search[key])]
-                want[key] = search[key]
-        if pareto:
-            flags += ["--pareto", "--pareto-cost", str(search["pareto_cost"])]
-            want |= {"pareto": pareto, "pareto_cost": search["pareto_cost"]}
-        yield ["select", "--scored", "s", "--k", str(k), *flags, "--out", "o"], want
+    yield ["select", "--scored", "s", "--k", str(k), "--selection", "s", "--out", "o"], {"k": k}
     blocks = big_b if rnd["blocks"] is None else rnd["blocks"]
     n = "auto" if rnd["budget"] is None else rnd["budget"]
     argv = [
@@ -256,7 +246,8 @@ def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
         ("evolution", evolution),
         ("local", "local"),
     ]:
-        strategy = parse_strategy(text)  # pnas replicate reads its strategy text first
+        selection = Selection.from_mapping(selection_file(search)) if name == "pnas" else None
+        strategy = parse_strategy(text, selection)  # pnas replicate reads its strategy text first
         if name == "evolution":
             for key in ("population", "sample"):
                 if not same(getattr(strategy, key), rep["evolution"][key]):
@@ -264,7 +255,7 @@ def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
                         f"pnas replicate --strategy {text!r} read {key} {getattr(strategy, key)!r}"
                     )
         yield [
-            "replicate", "--strategy", text, "--name", name, "--settings", "s", "--surrogate-settings", "s",
+            "replicate", "--strategy", text, *(["--selection", "s"] if selection else []), "--name", name, "--settings", "s", "--surrogate-settings", "s",
             "--ops", *ops, "--max-blocks", str(big_b), "--beam-size", str(k), *budget, *cache,
             "--threads", str(cfg["train_threads"]), "--out", "o",
         ], {"max_blocks": big_b, "beam_size": k, "budget": rep["budget"], "threads": cfg["train_threads"]}  # fmt: skip
@@ -347,7 +338,7 @@ def job_refusal(config: dict) -> str | None:
             parse(argv, wanted)
         search = cfg["search"]
         Space.from_names(search["ops"])  # every job that reads --ops
-        Selection.from_mapping(search)  # pnas select
+        Selection.from_mapping(selection_file(search))  # pnas select (load_selection)
         if search["select_by"] not in [*search["predictors"], "mean", "ucb"]:
             raise PnasError("pnas select: the scored table has no column of that predictor")
         if len(set(search["predictors"])) != len(search["predictors"]):

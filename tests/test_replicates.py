@@ -99,7 +99,8 @@ def test_a_deleted_run_replays_from_the_cache(replicated: Path) -> None:
 
 
 def test_the_replicated_search_is_the_configured_one(tmp_path: Path) -> None:
-    """The `pnas replicate` strategy text carries the search section's selection and early stopping."""
+    """The `pnas replicate` strategy text carries the search section's early stopping, its selection
+    file (settings/selection.json) the search section's selection."""
     root = make_project(tmp_path)
     cfg = yaml.safe_load(TINY.read_text())
     cfg["search"].update(
@@ -114,9 +115,15 @@ def test_the_replicated_search_is_the_configured_one(tmp_path: Path) -> None:
     }
     (root / "custom.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(root, "-n", "-p", "replicates", configs=("custom.yaml",))
-    texts = dict(re.findall(r"--strategy (\S+) --name (\w+)", proc.stdout))
-    assert set(texts.values()) == {"pnas", "evolution"}
-    by_name = {name: parse_strategy(text.strip("'")) for text, name in texts.items()}
+    found = re.findall(r"--strategy (\S+) +(?:--selection (\S+) +)?--name (\w+)", proc.stdout)
+    assert sorted(name for _, _, name in found) == ["evolution", "pnas"]
+    files = {name: file.strip("'") for _, file, name in found}
+    assert files == {"pnas": "results/tiny/settings/selection.json", "evolution": ""}
+    assert "rule selection_settings:" in proc.stdout  # writes the search's selection keys to that file
+    selection = Selection.from_mapping(cfg["search"])
+    by_name = {
+        name: parse_strategy(text.strip("'"), selection if files[name] else None) for text, _, name in found
+    }
     pnas = by_name["pnas"]
     assert pnas.predictors == ("rnn", "mlp", "xgb") and pnas.early_stop == EarlyStop((1,), 0.5, "all")
     assert pnas.selection == Selection("ucb", 0.5, 40000, None, True, "mult_adds")

@@ -3,17 +3,25 @@ candidates table, summary and accuracy-vs-size figure saying what picked each ce
 
 from __future__ import annotations
 
+import ast
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import yaml
 
 from pnas_core.errors import PnasError
 from pnas_core.figures.pareto import budget, pareto_figure, pareto_table
 from pnas_core.search import beam
 from pnas_core.search.selection import (
+    SELECTION_KEYS,
     Selection,
     crowding_distance,
+    load_selection,
     pareto_fronts,
     pick,
     pooled_spread,
@@ -21,6 +29,8 @@ from pnas_core.search.selection import (
 )
 from pnas_core.search.summary import selection_note, summarize
 from pnas_core.space.cells import Space, cell_id, tokens_to_texts
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def scored_table(n: int, seed: int = 0, cost_levels: int = 40) -> pa.Table:
@@ -207,3 +217,31 @@ def test_selection_from_the_config_or_a_candidates_row() -> None:
         beam.select(scored_table(50), 3, Selection(pareto=True, pareto_cost="mult_adds")).to_pandas().iloc[0]
     )
     assert Selection.from_mapping(row.to_dict()) == Selection(pareto=True, pareto_cost="mult_adds")
+
+
+def test_one_reader_for_the_config_the_settings_file_and_the_candidates(tmp_path) -> None:
+    """The workflow writes the config's selection keys to settings/selection.json; pnas select reads the
+    file back, and its candidates' columns read back the same selection (the one reader, from_mapping)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    search = {
+        **config["search"],
+        "select_by": "ucb",
+        "ucb_kappa": 0.5,
+        "max_params": 10**6,
+        "pareto": True,
+        "pareto_cost": "params",
+    }
+    written = tmp_path / "selection.json"
+    written.write_text(json.dumps({key: search[key] for key in SELECTION_KEYS.values()}))
+    selection = load_selection(written)
+    assert selection == Selection.from_mapping(search) == Selection("ucb", 0.5, 10**6, None, True, "params")
+    assert Selection.from_mapping(selection.to_mapping()) == selection
+    row = beam.select(scored_table(50), 3, selection).to_pandas().iloc[0]
+    assert Selection.from_mapping(row.to_dict()) == selection
+
+
+def test_the_workflow_writes_the_selection_keys() -> None:
+    """rules/common.smk spells the keys it writes (no pnas_core import at parse time): the library's."""
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    spelled = re.search(r"^SELECTION_KEYS = (\(.*\))$", common, re.M)
+    assert spelled and ast.literal_eval(spelled[1]) == tuple(SELECTION_KEYS.values())

@@ -4,11 +4,10 @@ arguments are parsed, so a bad value fails at once with one line naming the opti
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from pathlib import Path
 
-from pnas_core.limits import MAX_BUDGET, MAX_COUNT, MAX_DERIVED_SEED, MAX_THREADS
+from pnas_core.limits import MAX_COUNT, MAX_DERIVED_SEED, MAX_THREADS
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -34,19 +33,6 @@ count = int_range(1, MAX_COUNT)
 """A number of cells, repeats, epochs or threads: 1 to :data:`pnas_core.limits.MAX_COUNT`."""
 threads = int_range(1, MAX_THREADS)
 """A number of threads or worker processes: 1 to :data:`pnas_core.limits.MAX_THREADS`."""
-budget = int_range(1, MAX_BUDGET)
-"""A cost budget (parameters, multiply-adds): 1 to :data:`pnas_core.limits.MAX_BUDGET`."""
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def share(text: str) -> float:

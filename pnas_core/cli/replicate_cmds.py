@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="strategy text as pnas simulate takes it: pnas[:BY[:P1+P2]][@options], "
         "pnas-es:R1+R2:KEEP[:FIT_ON[:BY[:P1+P2]]], random, evolution[@population=P,sample=S], local",
     )
+    p.add_argument(
+        "--selection",
+        default=None,
+        help="selection settings of a pnas or pnas-es strategy (the workflow's settings/selection.json), "
+        "in place of the text's @options; the text's BY must be its select_by",
+    )
     p.add_argument("--name", required=True, help="the strategy's name in the comparison (e.g. pnas)")
     p.add_argument("--settings", required=True, help="training settings JSON/YAML (its seed is the seed)")
     p.add_argument(
@@ -66,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _replicate_paths(args: argparse.Namespace) -> Paths:
     """The settings replicate reads, the run table it writes."""
-    return Paths(reads=[args.settings, args.surrogate_settings], writes=[args.out])
+    return Paths(reads=[args.settings, args.surrogate_settings, args.selection], writes=[args.out])
 
 
 def _compare_paths(args: argparse.Namespace) -> Paths:
@@ -92,13 +98,15 @@ def run_replicate(args: argparse.Namespace) -> int:
     from pnas_core.search import beam
     from pnas_core.search.progressive import TrainingEvaluator
     from pnas_core.search.replicates import run_strategy, write_run
+    from pnas_core.search.selection import load_selection
     from pnas_core.search.strategies import Context, parse_strategy
     from pnas_core.space.cells import Space
     from pnas_core.surrogate import SurrogateSettings
     from pnas_core.training.cost import search_costs
     from pnas_core.training.train import load_settings
 
-    strategy = parse_strategy(args.strategy)
+    selection = None if args.selection is None else load_selection(args.selection)
+    strategy = parse_strategy(args.strategy, selection)
     threads = set_threads(args.threads)
     settings = load_settings(args.settings)
     settings = dataclasses.replace(settings, device=str(pick_device(settings.device)))  # not hashed
@@ -126,6 +134,7 @@ def run_replicate(args: argparse.Namespace) -> int:
     meta = {
         "strategy": args.name,
         "strategy_text": args.strategy,
+        "selection": None if selection is None else selection.to_mapping(),
         "seed": settings.seed,
         "budget": budget,
         "settings": settings.to_dict(),

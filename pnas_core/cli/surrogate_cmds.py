@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 
 from pnas_core.cli.arg_types import (
-    budget,
     count,
     int_range,
-    non_negative_float,
     output_dir,
     output_file,
     seed,
@@ -18,12 +16,9 @@ from pnas_core.cli.arg_types import (
 from pnas_core.cli.overwrite import Paths
 from pnas_core.limits import MAX_COUNT
 from pnas_core.names import (
-    COSTS,
-    DEFAULT_PARETO_COST,
     DEFAULT_PREDICTORS,
     DEFAULT_SELECT_BY,
     PREDICTORS,
-    SELECT_BY,
 )
 from pnas_core.space.cells import MAX_BLOCKS, OPS, Space
 
@@ -145,23 +140,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scored", required=True, help="scored Parquet from expand-score")
     p.add_argument("--k", type=count, required=True, help="beam width K")
     p.add_argument(
-        "--by",
-        default=DEFAULT_SELECT_BY,
-        help=f"{', '.join(SELECT_BY)} (default {DEFAULT_SELECT_BY}); ucb = pred_mean + kappa * spread",
-    )
-    p.add_argument(
-        "--kappa", type=non_negative_float, default=1.0, help="UCB weight of the spread (default 1.0)"
-    )
-    p.add_argument("--max-params", type=budget, default=None, help="drop children with more parameters")
-    p.add_argument("--max-mult-adds", type=budget, default=None, help="drop children with more multiply-adds")
-    p.add_argument(
-        "--pareto", action="store_true", help="fill K from Pareto fronts of the score against cost"
-    )
-    p.add_argument(
-        "--pareto-cost", default=DEFAULT_PARETO_COST, choices=COSTS, help="cost axis (default params)"
+        "--selection",
+        default=None,
+        help="selection settings (JSON or YAML: select_by, ucb_kappa, max_params, max_mult_adds, pareto, "
+        f"pareto_cost; the workflow's settings/selection.json); default: the top K by {DEFAULT_SELECT_BY}",
     )
     p.add_argument("--out", required=True, type=output_file, help="candidates Parquet to write")
-    p.set_defaults(func=run_select, paths=lambda a: Paths(reads=[a.scored], writes=[a.out]))
+    p.set_defaults(func=run_select, paths=lambda a: Paths(reads=[a.scored, a.selection], writes=[a.out]))
 
     p = sub.add_parser("eval-surrogate", help="predictor quality: Spearman rho on b and b+1 blocks")
     p.add_argument("--records", nargs="+", required=True, help="training-record Parquet files")
@@ -268,16 +253,14 @@ def run_expand_score(args: argparse.Namespace) -> int:
 def run_select(args: argparse.Namespace) -> int:
     """Keep the top K."""
     from pnas_core.search import beam
-    from pnas_core.search.selection import Selection
+    from pnas_core.search.selection import Selection, load_selection
 
-    selection = Selection(
-        args.by, args.kappa, args.max_params, args.max_mult_adds, args.pareto, args.pareto_cost
-    )
+    selection = Selection() if args.selection is None else load_selection(args.selection)
     scored = beam.read_cell_table(args.scored, "scored")
     table = beam.select(scored, args.k, selection)
     beam.write_table(table, args.out)
     how = selection.describe()
-    if args.pareto:
+    if selection.pareto:
         front = table.column("front").to_numpy()
         how += f" (fronts {front.min()}..{front.max()})"
     print(f"{table.num_rows} of {scored.num_rows} children by {how} -> {args.out}")

@@ -28,7 +28,7 @@ from pnas_core.errors import PnasError
 from pnas_core.io.atomic import atomic_path
 from pnas_core.io.tables import read_arrow
 from pnas_core.names import DEFAULT_SELECT_BY
-from pnas_core.search.selection import Selection, pick
+from pnas_core.search.selection import COST_BUDGETS, Selection, pick
 from pnas_core.space.cells import (
     Space,
     cell_id,
@@ -179,13 +179,14 @@ def select(scored: pa.Table, k: int, selection: Selection | str = DEFAULT_SELECT
         "score": pa.array(picks.score),
         "spread": pa.array(picks.spread),
         "front": pa.array(picks.front, mask=picks.front < 0),
-        "select_by": pa.array([selection.by] * n, pa.string()),
     }
+    keys = selection.to_mapping()  # the columns Selection.from_mapping reads back
+    columns["select_by"] = pa.array([keys["select_by"]] * n, pa.string())
     if selection.by == "ucb":
-        columns["ucb_kappa"] = pa.array(np.full(n, selection.kappa, np.float32))
-    for key, limit in (("max_params", selection.max_params), ("max_mult_adds", selection.max_mult_adds)):
-        if limit is not None:
-            columns[key] = pa.array(np.full(n, limit, np.int64))
+        columns["ucb_kappa"] = pa.array(np.full(n, keys["ucb_kappa"], np.float32))
+    for key in COST_BUDGETS:
+        if keys[key] is not None:
+            columns[key] = pa.array(np.full(n, keys[key], np.int64))
     if selection.pareto:
-        columns["pareto_cost"] = pa.array([selection.pareto_cost] * n, pa.string())
+        columns["pareto_cost"] = pa.array([keys["pareto_cost"]] * n, pa.string())
     return _table(columns, n, candidates_schema(predictor_names(scored.schema)))

@@ -24,6 +24,8 @@ higher score, then lower cost, then cell text.
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,14 +35,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pnas_core.errors import PnasError
-from pnas_core.names import COSTS, SELECT_BY
+from pnas_core.io.settings_io import read_mapping
+from pnas_core.limits import MAX_BUDGET
+from pnas_core.names import COSTS, DEFAULT_PARETO_COST, DEFAULT_SELECT_BY, SELECT_BY
 
 DEFAULT_KAPPA = 1.0
+SELECTION_KEYS = {
+    "by": "select_by",
+    "kappa": "ucb_kappa",
+    "max_params": "max_params",
+    "max_mult_adds": "max_mult_adds",
+    "pareto": "pareto",
+    "pareto_cost": "pareto_cost",
+}
+"""Each :class:`Selection` field's key in the config's ``search`` section, in a selection settings file
+(``settings/selection.json``) and in a candidates table's columns."""
+COST_BUDGETS = ("max_params", "max_mult_adds")
+"""The budget keys, one per cost column."""
 
 
 def cost_budgets(max_params: int | None, max_mult_adds: int | None) -> dict[str, int]:
     """The cost columns with a budget (``params``, ``mult_adds``), and the budget."""
-    pairs = (("params", max_params), ("mult_adds", max_mult_adds))
+    pairs = zip(COSTS, (max_params, max_mult_adds), strict=True)
     return {col: limit for col, limit in pairs if limit is not None}
 
 
@@ -48,12 +64,12 @@ def cost_budgets(max_params: int | None, max_mult_adds: int | None) -> dict[str,
 class Selection:
     """How to pick K children (see the module docstring). The default picks the top K by ``pred_mean``."""
 
-    by: str = "mean"
+    by: str = DEFAULT_SELECT_BY
     kappa: float = DEFAULT_KAPPA
     max_params: int | None = None
     max_mult_adds: int | None = None
     pareto: bool = False
-    pareto_cost: str = "params"
+    pareto_cost: str = DEFAULT_PARETO_COST
 
     def __post_init__(self) -> None:
         if self.by not in SELECT_BY:
@@ -62,32 +78,55 @@ class Selection:
             raise PnasError(f"the UCB weight kappa must be a finite number >= 0, got {self.kappa!r}")
         for key in ("max_params", "max_mult_adds"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise PnasError(f"budget {key} must be a positive integer or none, got {value!r}")
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_BUDGET
+            ):
+                raise PnasError(
+                    f"budget {key} must be an integer in 1..{MAX_BUDGET:,} or none, got {value!r}"
+                )
         if self.pareto_cost not in COSTS:
             raise PnasError(f"pareto_cost must be params or mult_adds, got {self.pareto_cost!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Selection:
-        """From the config's ``search`` section or a candidates row (``select_by``, ``ucb_kappa``,
-        ``max_params``, ``max_mult_adds``, ``pareto`` or a non-null ``pareto_cost``); missing or null
-        keys take the defaults."""
+        """The one reader of a selection's keys (:data:`SELECTION_KEYS`), from the config's ``search``
+        section, a selection settings file (:func:`load_selection`) or a candidates row (``pareto``
+        left out there: a non-null ``pareto_cost`` means Pareto picks); missing or null keys take the
+        defaults, a value of the wrong type is an error naming the key."""
 
         def get(key: str) -> Any:
             value = values.get(key)
             return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
-        budgets = {
-            key: None if get(key) is None else int(get(key)) for key in ("max_params", "max_mult_adds")
-        }
+        def number(key: str, integral: bool) -> Any:
+            value = get(key)
+            if value is not None and (
+                isinstance(value, bool | np.bool_)
+                or not isinstance(value, numbers.Real)
+                or (integral and not float(value).is_integer())
+            ):
+                raise PnasError(
+                    f"selection {key} must be {'an integer' if integral else 'a number'}, got {value!r}"
+                )
+            return value
+
+        pareto = get("pareto")
+        if pareto is not None and not isinstance(pareto, bool | np.bool_):
+            raise PnasError(f"selection pareto must be true or false, got {pareto!r}")
+        budgets = {key: None if number(key, True) is None else int(get(key)) for key in COST_BUDGETS}
+        kappa = number("ucb_kappa", False)
         pareto_cost = get("pareto_cost")
         return cls(
-            by=get("select_by") or "mean",
-            kappa=float(get("ucb_kappa") if get("ucb_kappa") is not None else DEFAULT_KAPPA),
-            pareto=bool(get("pareto")) or ("pareto" not in values and pareto_cost is not None),
-            pareto_cost=pareto_cost or "params",
+            by=get("select_by") or DEFAULT_SELECT_BY,
+            kappa=float(kappa if kappa is not None else DEFAULT_KAPPA),
+            pareto=bool(pareto) or ("pareto" not in values and pareto_cost is not None),
+            pareto_cost=pareto_cost or DEFAULT_PARETO_COST,
             **budgets,
         )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The selection by its keys (:data:`SELECTION_KEYS`): what :meth:`from_mapping` reads back."""
+        return {key: getattr(self, field) for field, key in SELECTION_KEYS.items()}
 
     def describe(self) -> str:
         """What picks, in words: ``ucb (kappa 2) within max_params 50,000, Pareto fronts against params``."""
@@ -106,6 +145,24 @@ class Selection:
         """Cost columns the scored table must have for this selection."""
         needed = set(self.budgets) | ({self.pareto_cost} if self.pareto else set())
         return [c for c in COSTS if c in needed]
+
+
+def load_selection(path: str | os.PathLike[str]) -> Selection:
+    """The selection of a settings file (JSON or YAML, e.g. the workflow's ``settings/selection.json``)
+    holding :data:`SELECTION_KEYS`; an unknown key is an error naming it."""
+    data = read_mapping(path, "selection")
+    if not isinstance(data, Mapping):
+        raise PnasError(f"selection settings file {path} must hold a mapping of keys to values")
+    unknown = sorted(set(data) - set(SELECTION_KEYS.values()), key=str)
+    if unknown:
+        raise PnasError(
+            f"selection settings file {path}: unknown key(s) {', '.join(map(repr, unknown[:5]))} "
+            f"(known: {', '.join(SELECTION_KEYS.values())})"
+        )
+    try:
+        return Selection.from_mapping(data)
+    except PnasError as exc:
+        raise PnasError(f"selection settings file {path}: {exc}") from exc
 
 
 class Picks(NamedTuple):

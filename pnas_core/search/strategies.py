@@ -259,8 +259,11 @@ STRATEGIES: dict[str, tuple[Callable[[list[str], dict[str, str]], Strategy], tup
 """Strategy kinds by name: the parser of ``(arguments after the kind, options)`` and the option keys."""
 
 
-def parse_strategy(text: str) -> Strategy:
-    """The strategy of a text (see the module docstring); a :class:`PnasError` naming the text if bad."""
+def parse_strategy(text: str, selection: Selection | None = None) -> Strategy:
+    """The strategy of a text (see the module docstring); a :class:`PnasError` naming the text if bad.
+
+    ``selection`` (the workflow's ``settings/selection.json``) is the selection of a ``pnas`` or
+    ``pnas-es`` text, which then sets no selection options and selects by the selection's ``by``."""
     head, at, tail = text.partition("@")
     kind, *args = head.split(":")
     if kind not in STRATEGIES:
@@ -276,9 +279,23 @@ def parse_strategy(text: str) -> Strategy:
             )
         options[key] = value
     try:
-        return parser(args, options)
+        strategy = parser(args, options)
+        return strategy if selection is None else _with_selection(strategy, options, selection)
     except PnasError as exc:
         raise PnasError(f"strategy {text!r}: {exc}") from exc
+
+
+def _with_selection(strategy: Strategy, options: dict[str, str], selection: Selection) -> PnasStrategy:
+    """A PNAS strategy with ``selection`` in place of the one its text set."""
+    if not isinstance(strategy, PnasStrategy):
+        raise PnasError("a selection settings file is the selection of a pnas or pnas-es strategy")
+    if options:
+        raise PnasError("the selection settings file sets the selection: give no @options")
+    if strategy.selection.by != selection.by:
+        raise PnasError(
+            f"it selects by {strategy.selection.by}, the selection settings file by {selection.by}"
+        )
+    return dataclasses.replace(strategy, selection=selection)
 
 
 def check_strategies(texts: Sequence[str]) -> dict[str, Strategy]:

@@ -39,15 +39,15 @@ rule expand_score:
 rule select_top_k:
     input:
         scored=f"{RESULTS}/level{{level}}/scored.parquet",
+        selection=SELECTION,
     output:
         candidates=f"{RESULTS}/level{{level}}/candidates.parquet",
     wildcard_constraints:
         level=r"[2-9]",
     params:
         k=K,
-        flags=select_flags(),
         code=command_hash("surrogate_cmds.run_select"),
     log:
         f"{RESULTS}/logs/level{{level}}/select.log",
     shell:
-        "pnas select --scored {input.scored:q} --k {params.k:q} {params.flags} --out {output.candidates:q} > {log:q} 2>&1"
+        "pnas select --scored {input.scored:q} --k {params.k:q} --selection {input.selection:q} --out {output.candidates:q} > {log:q} 2>&1"

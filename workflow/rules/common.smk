@@ -177,19 +177,10 @@ def figure_outputs(stem, category):
     }
 
 
-def select_flags():
-    """`pnas select` flags for the search section's selection keys."""
-    search = config["search"]
-    flags = ["--by", search["select_by"]]
-    if search["select_by"] == "ucb":
-        flags += ["--kappa", search["ucb_kappa"]]
-    if search["max_params"] is not None:
-        flags += ["--max-params", search["max_params"]]
-    if search["max_mult_adds"] is not None:
-        flags += ["--max-mult-adds", search["max_mult_adds"]]
-    if search["pareto"]:
-        flags += ["--pareto", "--pareto-cost", search["pareto_cost"]]
-    return " ".join(shlex.quote(str(flag)) for flag in flags)
+SELECTION_KEYS = ("select_by", "ucb_kappa", "max_params", "max_mult_adds", "pareto", "pareto_cost")
+"""The search keys of a selection, written to settings/selection.json (pnas_core.search.selection.SELECTION_KEYS,
+tested equal: no pnas_core import at parse time)."""
+SELECTION = f"{RESULTS}/settings/selection.json"
 
 
 # The replicated searches (rules/replicates.smk).
@@ -198,17 +189,14 @@ REPLICATE_DIR = f"{RESULTS}/replicates"
 
 
 def pnas_strategy_text():
-    """The configured search as a `pnas replicate --strategy` text (pnas_core.search.strategies)."""
+    """The configured search as a `pnas replicate --strategy` text (pnas_core.search.strategies); its
+    selection comes from settings/selection.json (`--selection`)."""
     search = config["search"]
     by, predictors = search["select_by"], "+".join(search["predictors"])
-    head = f"pnas:{by}:{predictors}"
     if EARLY_STOP:
         rungs = "+".join(str(r) for r in EARLY_STOP["rungs"])
-        head = f"pnas-es:{rungs}:{EARLY_STOP['keep']}:{EARLY_STOP.get('fit_on', 'full')}:{by}:{predictors}"
-    options = [f"kappa={search['ucb_kappa']}"] if by == "ucb" else []
-    options += [f"{key}={search[key]}" for key in ("max_params", "max_mult_adds") if search[key] is not None]
-    options += [f"pareto={search['pareto_cost']}"] if search["pareto"] else []
-    return head + ("@" + ",".join(options) if options else "")
+        return f"pnas-es:{rungs}:{EARLY_STOP['keep']}:{EARLY_STOP.get('fit_on', 'full')}:{by}:{predictors}"
+    return f"pnas:{by}:{predictors}"
 
 
 REPLICATE_STRATEGIES = {

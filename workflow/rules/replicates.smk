@@ -9,6 +9,7 @@ rule replicate:
     input:
         settings=f"{RESULTS}/settings/train_seed{{seed}}.json",
         surrogate=f"{RESULTS}/settings/surrogate.json",
+        selection=lambda wc: [SELECTION] if wc.strategy == "pnas" else [],  # the search's selection
     output:
         run=f"{REPLICATE_DIR}/{{strategy}}/seed{{seed}}.parquet",
     wildcard_constraints:
@@ -16,6 +17,7 @@ rule replicate:
         seed=r"\d+",
     params:
         text=lambda wc: REPLICATE_STRATEGIES[wc.strategy],
+        selection=lambda wc, input: f"--selection {shlex.quote(input.selection[0])}" if input.selection else "",
         ops=" ".join(OPS),
         max_blocks=B,
         beam_size=K,
@@ -30,7 +32,8 @@ rule replicate:
     benchmark:
         f"{RESULTS}/benchmarks/replicates/{{strategy}}/seed{{seed}}.tsv"
     shell:
-        "pnas replicate --strategy {params.text:q} --name {wildcards.strategy} --settings {input.settings:q}"
+        "pnas replicate --strategy {params.text:q} {params.selection} --name {wildcards.strategy}"
+        " --settings {input.settings:q}"
         " --surrogate-settings {input.surrogate:q} --ops {params.ops} --max-blocks {params.max_blocks}"
         " --beam-size {params.beam_size} {params.budget} --cache-dir={params.cache:q} --threads {threads}"
         " --out {output.run:q} > {log:q} 2>&1"

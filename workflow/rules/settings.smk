@@ -24,3 +24,15 @@ rule surrogate_settings:
         f"{RESULTS}/logs/surrogate_settings.log",
     script:
         "../scripts/write_json.py"
+
+
+rule selection_settings:
+    output:
+        f"{RESULTS}/settings/selection.json",
+    params:
+        settings={key: config["search"][key] for key in SELECTION_KEYS},
+        code=script_hash(Path(workflow.basedir) / "scripts" / "write_json.py"),
+    log:
+        f"{RESULTS}/logs/selection_settings.log",
+    script:
+        "../scripts/write_json.py"
