@@ -84,11 +84,18 @@ def fake_records(space: Space, seeds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_and_path(table, tmp_path):
+    """``table`` written to a file in ``tmp_path``, and that file."""
+    path = tmp_path / "plain.parquet"
+    write_table(table, path)
+    return path
+
+
 def test_assemble_and_load_round_trip(tmp_path) -> None:
     space = Space.from_names(["max3x3"], 2)
     records = fake_records(space, [0, 1])
     shuffled = records.sample(frac=1, random_state=0)
-    table = assemble(shuffled, space, [0, 1], {"epochs": 2, "seed": 0}, "9.9", build_cpu="cpu-x")
+    table = assemble(shuffled, space, [0, 1], {"epochs": 2, "seed": 0}, "9.9", build_cpu="cpu-x", threads=3)
     path = tmp_path / "t.parquet"
     write_table(table, path)
     loaded = load_table(path)
@@ -98,7 +105,8 @@ def test_assemble_and_load_round_trip(tmp_path) -> None:
     assert loaded.settings == {"epochs": 2}  # the seed is per row, not in the settings
     assert loaded.train_settings(1) == {"epochs": 2, "seed": 1}
     assert (loaded.settings_hash, loaded.dataset, loaded.version) == ("h" * 16, "digits-x", "9.9")
-    assert loaded.build_cpu == "cpu-x"
+    assert (loaded.build_cpu, loaded.threads) == ("cpu-x", 3)  # what a retrain needs beside the settings
+    assert load_table(write_and_path(assemble(records, space, [0, 1], {}, "9.9"), tmp_path)).threads is None
     by_cell = records.set_index(["cell", "seed"])["val_acc"]
     expected = [[by_cell[c, s] for s in (0, 1)] for c in loaded.cells["cell"]]
     np.testing.assert_array_equal(loaded.accuracy, expected)
@@ -140,6 +148,7 @@ def test_shipped_table_has_the_documented_schema_and_size() -> None:
     assert table.settings_hash == "42fdea1049afc588"
     assert table.dataset.startswith("digits-")
     assert table.complete and table.seeds == (0, 1) and table.build_cpu
+    assert table.threads == 1  # the workflow's train_threads when it was built (recorded since issue 25)
     assert len(table.rows) == DIGITS_B2_CELLS * 2
     ok = table.rows[table.rows["status"] == "ok"]
     assert ok["val_acc"].between(0, 1).all()
@@ -163,7 +172,7 @@ def test_a_shipped_row_retrains_bitwise_on_cpu() -> None:
     settings = TrainSettings.from_dict({**table.train_settings(int(row["seed"])), "device": "cpu"})
     assert settings.settings_hash() == table.settings_hash
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the table was built with one thread per training
+    torch.set_num_threads(table.threads)  # the torch threads per training the table records
     try:
         record = train_candidate(row["cell"], settings)
     finally:

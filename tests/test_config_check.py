@@ -264,7 +264,22 @@ def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
     yield ["compare-replicates", "--runs", *runs, "--reference", "pnas", "--out-dir", "d"], {}
     yield ["bench-cells", "--ops", *ops, "--max-blocks", str(big_b), "--out", "o"], {"max_blocks": big_b}
     trained = ["r" for _ in cfg.get("benchmark", {}).get("seeds", [seed])]
-    yield ["bench-table", "--trained", *trained, "--ops", *ops, "--max-blocks", str(big_b), "--out", "o"], {}
+    per_training = ["--threads", str(cfg["train_threads"])]
+    yield (
+        [
+            "bench-table",
+            "--trained",
+            *trained,
+            "--ops",
+            *ops,
+            "--max-blocks",
+            str(big_b),
+            *per_training,
+            "--out",
+            "o",
+        ],
+        {"threads": cfg["train_threads"]},
+    )
 
 
 PARSER = build_parser()

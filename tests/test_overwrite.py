@@ -86,7 +86,10 @@ CASES = {
         ["final-train", "--cell", CELL, "--settings", "{x}", "--out-dir", "{t}"],
     ),
     "export": ("model.pt", ["export", "--model", "{t}", "--out", "{x}"]),
-    "bench-table": ("in.parquet", ["bench-table", "--trained", "{x}", "--max-blocks", "1", "--out", "{x}"]),
+    "bench-table": (
+        "in.parquet",
+        ["bench-table", "--trained", "{x}", "--max-blocks", "1", "--threads", "1", "--out", "{x}"],
+    ),
     "simulate": ("strategies.csv", ["simulate", "--table", "{x}", "--out-dir", "{t}"]),
     "bench-quality": ("in.parquet", ["bench-quality", "--table", "{x}", "--out", "{x}"]),
     "replicate": (

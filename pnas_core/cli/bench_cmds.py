@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pnas_core.cli.arg_types import output_dir, output_file
+from pnas_core.cli.arg_types import output_dir, output_file, threads
 from pnas_core.cli.overwrite import Paths
 from pnas_core.names import DEFAULT_PREDICTORS, PREDICTORS
 from pnas_core.space.cells import MAX_BLOCKS, OPS
@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ops", nargs="+", default=None, metavar="OP", help="op subset of the table's space")
     p.add_argument("--max-blocks", type=int, required=True, help="B of the table's space")
+    p.add_argument(
+        "--threads",
+        type=threads,
+        required=True,
+        help="torch threads each training used (the workflow's train_threads), recorded for retraining",
+    )
     p.add_argument("--partial", action="store_true", help="allow missing cells (a table marked incomplete)")
     p.add_argument("--out", required=True, type=output_file, help="table Parquet to write")
     p.set_defaults(
@@ -155,7 +161,14 @@ def run_table(args: argparse.Namespace) -> int:
     else:
         records, settings, seeds = _records_cache(args.cache_dir, args.settings, space)
     table = assemble(
-        records, space, seeds, settings, __version__, partial=args.partial, build_cpu=cpu_fingerprint()
+        records,
+        space,
+        seeds,
+        settings,
+        __version__,
+        partial=args.partial,
+        build_cpu=cpu_fingerprint(),
+        threads=args.threads,
     )
     write_table(table, args.out)
     print(

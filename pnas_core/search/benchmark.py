@@ -2,8 +2,8 @@
 
 A table has one row per (cell, training seed) with the columns of :data:`TABLE_SCHEMA` and, in its
 Parquet metadata (``pnas.*`` keys), everything needed to retrain any row: the training settings
-(JSON, without the seed), their hash, the dataset fingerprint, the ops, B, the seeds and the pnas
-version. Tables shipped with the package live in ``pnas_core/benchmarks/<name>.parquet`` and load by
+(JSON, without the seed), their hash, the dataset fingerprint, the ops, B, the seeds, the pnas
+version, the CPU kernel path and the torch threads per training. Tables shipped with the package live in ``pnas_core/benchmarks/<name>.parquet`` and load by
 name (:func:`load_table`). Needs numpy, pandas and pyarrow only (no torch).
 """
 
@@ -50,7 +50,8 @@ METADATA_KEYS = ("settings", "settings_hash", "dataset", "ops", "max_blocks", "s
 """``pnas.<key>`` entries every table carries (JSON values for settings, ops and seeds; ``complete`` is
 ``true``, or ``false`` for a partial table of the cells finished so far, built with ``partial=True``).
 Tables assembled since version 0.1.0's complete digits table also carry ``pnas.build_cpu``, the
-:func:`~pnas_core.devices.cpu_fingerprint` of the machine that assembled them."""
+:func:`~pnas_core.devices.cpu_fingerprint` of the machine that assembled them, and since issue 25
+``pnas.threads``, the torch threads each training used (accuracies depend on it on the CPU)."""
 
 PREFIX = "pnas."
 BUNDLED_DIR = "benchmarks"
@@ -102,6 +103,8 @@ class BenchmarkTable:
     complete: bool
     version: str
     build_cpu: str | None = None
+    threads: int | None = None
+    """Torch threads per training (``pnas.threads``); None in tables built before it was recorded."""
 
     @property
     def space(self) -> Space:
@@ -149,11 +152,13 @@ def assemble(
     version: str,
     partial: bool = False,
     build_cpu: str | None = None,
+    threads: int | None = None,
 ) -> pa.Table:
     """The table of every cell of ``space`` under every seed from training records (a records
     DataFrame, see :mod:`pnas_core.io.records`), with its metadata. A missing (cell, seed) is an error,
     unless ``partial``: then the cells trained under every seed so far make a table marked incomplete.
-    ``build_cpu`` (the training machine's CPU fingerprint) is stored as ``pnas.build_cpu``."""
+    ``build_cpu`` (the training machine's CPU fingerprint) is stored as ``pnas.build_cpu``, ``threads``
+    (torch threads per training) as ``pnas.threads``: with the settings, what a retrain needs."""
     if not seeds or len(set(seeds)) != len(seeds):
         raise PnasError(f"benchmark seeds must be distinct and at least one, got {list(seeds)}")
     cells = enumerate_cells(space)
@@ -190,6 +195,8 @@ def assemble(
     }
     if build_cpu is not None:
         meta["build_cpu"] = build_cpu
+    if threads is not None:
+        meta["threads"] = str(threads)
     return table.replace_schema_metadata({f"{PREFIX}{k}": v for k, v in meta.items()})
 
 
@@ -226,6 +233,7 @@ def load_table(name_or_path: str | os.PathLike[str]) -> BenchmarkTable:
             complete=json.loads(meta["complete"]),
             version=meta["version"],
             build_cpu=raw.get(PREFIX + "build_cpu"),
+            threads=None if PREFIX + "threads" not in raw else int(raw[PREFIX + "threads"]),
         )
         cells = set(enumerate_cells(out.space)) if out.complete else set(out.cells["cell"])
     except (ValueError, TypeError) as exc:  # malformed JSON, a seed or B that is no integer, unknown ops

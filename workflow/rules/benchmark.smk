@@ -38,9 +38,10 @@ rule bench_table:
     params:
         ops=OPS,
         max_blocks=B,
+        train_threads=config["train_threads"],  # torch threads per training, recorded for retraining
         code=command_hash("bench_cmds.run_table"),
     log:
         f"{RESULTS}/logs/bench/table.log",
     shell:
         "pnas bench-table --trained {input.trained:q} --ops {params.ops:q} --max-blocks {params.max_blocks:q}"
-        " --out {output.table:q} > {log:q} 2>&1"
+        " --threads {params.train_threads} --out {output.table:q} > {log:q} 2>&1"
