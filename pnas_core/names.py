@@ -14,3 +14,19 @@ DEFAULT_SELECT_BY = "mean"
 COSTS = ("params", "mult_adds")
 """The cost columns a budget or a Pareto front reads."""
 DEFAULT_PARETO_COST = "params"
+FIT_ON = ("full", "all")
+"""What the predictors fit on under early stopping: only records trained to the full budget, or all."""
+DEFAULT_FIT_ON = "full"
+FIGURE_STEMS = {
+    "quality": "predictor_quality",
+    "efficiency": "search_efficiency",
+    "predictions": "predicted_vs_true",
+    "distribution": "accuracy_by_size",
+    "pareto": "accuracy_vs_size",
+    "cell": "best_cell",
+}
+"""The file stem of each ``pnas figures`` kind (rules/common.smk spells it, tested equal)."""
+RESULTS_DIR = "results"
+"""Where the workflow writes (``results/<name>/``) and, by default, its result cache."""
+DEFAULT_CACHE_DIR = f"{RESULTS_DIR}/cache"
+"""The result cache's default folder (the config's ``cache_dir`` default, tested equal)."""

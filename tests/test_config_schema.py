@@ -4,6 +4,7 @@ defaults a config leaves out are the paper's (config/paper.yaml spells them out)
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -121,3 +122,21 @@ def test_search_names_and_defaults_are_the_librarys() -> None:
     assert search["select_by"]["default"] == DEFAULT_SELECT_BY
     assert tuple(search["pareto_cost"]["enum"]) == COSTS
     assert search["pareto_cost"]["default"] == DEFAULT_PARETO_COST
+
+
+def test_fit_on_and_the_cache_default_are_the_librarys() -> None:
+    from pnas_core.names import DEFAULT_CACHE_DIR, DEFAULT_FIT_ON, FIT_ON
+
+    early = TOP["properties"]["search"]["properties"]["early_stop"]["properties"]
+    assert tuple(early["fit_on"]["enum"]) == FIT_ON
+    assert f"{DEFAULT_FIT_ON} (the default" in early["fit_on"]["description"]
+    assert TOP["properties"]["cache_dir"]["default"] == DEFAULT_CACHE_DIR
+
+
+def test_the_workflows_figure_stems_are_the_librarys() -> None:
+    """rules/common.smk spells the figure stems (no pnas_core import at parse time): pnas_core.names's."""
+    from pnas_core.names import FIGURE_STEMS
+
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    spelled = re.search(r"^FIGURE_STEMS = (\{.*?^\})$", common, re.M | re.S)
+    assert spelled and ast.literal_eval(spelled[1]) == FIGURE_STEMS

@@ -17,20 +17,14 @@ import pytest
 from scipy.stats import spearmanr
 
 from pnas_core.cli import main
+from pnas_core.names import FIGURE_STEMS
 from pnas_core.search.quality import QUALITY_SCHEMA
 from pnas_core.space.cells import OPS, PNASNET5, Space, cell_id, parse, tokens_to_texts
 from pnas_core.stats import best_so_far, top_k_mean_so_far
 
 OP_COST = {name: cost for name, cost in zip(OPS, (3, 5, 7, 6, 0, 0, 0, 4), strict=True)}
-KINDS = ("quality", "efficiency", "predictions", "distribution", "pareto", "cell")
-STEMS = {
-    "quality": "predictor_quality",
-    "efficiency": "search_efficiency",
-    "predictions": "predicted_vs_true",
-    "distribution": "accuracy_by_size",
-    "pareto": "accuracy_vs_size",
-    "cell": "best_cell",
-}
+KINDS = tuple(FIGURE_STEMS)
+STEMS = FIGURE_STEMS
 
 
 def _fake_train(texts: list[str], rng: np.random.Generator) -> pd.DataFrame:

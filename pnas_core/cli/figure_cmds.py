@@ -9,16 +9,7 @@ import argparse
 
 from pnas_core.cli.arg_types import count, output_dir
 from pnas_core.cli.overwrite import Paths
-
-STEMS = {
-    "quality": "predictor_quality",
-    "efficiency": "search_efficiency",
-    "predictions": "predicted_vs_true",
-    "distribution": "accuracy_by_size",
-    "pareto": "accuracy_vs_size",
-    "cell": "best_cell",
-}
-"""Default output stem of each figure kind."""
+from pnas_core.names import COSTS, DEFAULT_PARETO_COST, FIGURE_STEMS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _summary_args(pa, random=True)
     pa.add_argument(
         "--size",
-        choices=("params", "mult_adds"),
-        default="params",
-        help="size on the x axis (default params)",
+        choices=COSTS,
+        default=DEFAULT_PARETO_COST,
+        help=f"size on the x axis (default {DEFAULT_PARETO_COST})",
     )
     pa.set_defaults(func=run_pareto)
 
@@ -76,7 +67,8 @@ def _kind(kinds: argparse._SubParsersAction, name: str, help_text: str) -> argpa
     p.add_argument(
         "--out-dir", required=True, type=output_dir, help="folder to write <stem>.png, .pdf and .csv into"
     )
-    p.add_argument("--stem", default=STEMS[name], help=f"output file stem (default {STEMS[name]})")
+    stem = FIGURE_STEMS[name]
+    p.add_argument("--stem", default=stem, help=f"output file stem (default {stem})")
     p.set_defaults(paths=_paths)
     return p
 

@@ -16,13 +16,13 @@ from pnas_core.cli.arg_types import (
 from pnas_core.cli.overwrite import Paths
 from pnas_core.limits import MAX_COUNT
 from pnas_core.names import (
+    DEFAULT_FIT_ON,
     DEFAULT_PREDICTORS,
     DEFAULT_SELECT_BY,
+    FIT_ON,
     PREDICTORS,
 )
 from pnas_core.space.cells import MAX_BLOCKS, OPS, Space
-
-FIT_ON = ("full", "all")  # pnas_core.search.early_stop.FIT_ON
 
 
 def _ops(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fit-on",
         choices=FIT_ON,
-        default="full",
+        default=DEFAULT_FIT_ON,
         help="full: records trained to the full budget only (default); all: early-stopped records too, "
         "with their accuracy at their last rung",
     )

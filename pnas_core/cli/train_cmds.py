@@ -9,10 +9,7 @@ from typing import Any
 
 from pnas_core.cli.arg_types import count, folder_path, int_range, output_file, share, threads
 from pnas_core.cli.overwrite import Paths
-
-DEFAULT_CACHE_DIR = (
-    "results/cache"  # same as pnas_core.training.cache.DEFAULT_CACHE_DIR; kept light to import
-)
+from pnas_core.names import DEFAULT_CACHE_DIR
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from pnas_core import __version__
 from pnas_core.io.atomic import atomic_path
+from pnas_core.names import DEFAULT_PREDICTORS, PREDICTORS
 
 DPI = 150
 RC_PARAMS: dict[str, object] = {
@@ -60,7 +61,7 @@ PREDICTOR_LABELS = {
     "gnn": "graph encoder",
     "weighted": "rho-weighted families",
 }
-PLOT_PREDICTORS = ("rnn", "mlp", "xgb", "mean", "gnn", "weighted")
+PLOT_PREDICTORS = (*DEFAULT_PREDICTORS, "mean", *(p for p in PREDICTORS if p not in DEFAULT_PREDICTORS))
 """Predictor names in plotting order (the ``pred_<name>`` columns of a summary)."""
 
 METHOD_COLORS = {"PNAS": "#1f77b4", "random": "#ff7f0e"}

@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 
 from pnas_core.errors import PnasError
+from pnas_core.names import DEFAULT_FIT_ON, FIT_ON
 from pnas_core.rungs import rungs_problem
 
-FIT_ON = ("full", "all")
 RUNG_STATUSES = ("ok", "stopped")
 """Statuses of a rung's records that can be promoted (``ok`` when a rung is the full budget)."""
 
@@ -33,11 +33,11 @@ RUNG_STATUSES = ("ok", "stopped")
 @dataclass(frozen=True)
 class EarlyStop:
     """Rungs (epochs, increasing, below the full budget), the share ``keep`` promoted at each rung,
-    and what the predictors fit on (:data:`FIT_ON`)."""
+    and what the predictors fit on (:data:`pnas_core.names.FIT_ON`)."""
 
     rungs: tuple[int, ...]
     keep: float
-    fit_on: str = "full"
+    fit_on: str = DEFAULT_FIT_ON
 
     def __post_init__(self) -> None:
         rungs = tuple(self.rungs)
@@ -55,7 +55,7 @@ class EarlyStop:
         """From the config's ``search.early_stop`` mapping (None: early stopping off)."""
         if d is None:
             return None
-        return cls(tuple(int(r) for r in d["rungs"]), float(d["keep"]), str(d.get("fit_on", "full")))
+        return cls(tuple(int(r) for r in d["rungs"]), float(d["keep"]), str(d.get("fit_on", DEFAULT_FIT_ON)))
 
     def budgets(self, epochs: int, eval_every: int = 1) -> list[int]:
         """Epochs each rung trains to: the rungs, then the full budget ``epochs``. Every rung must be

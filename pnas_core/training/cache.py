@@ -32,8 +32,7 @@ from pnas_core.io.atomic import write_json
 from pnas_core.io.records import RECORD_KEY, check_record
 from pnas_core.io.text_io import loads_json
 from pnas_core.locks import locked
-
-DEFAULT_CACHE_DIR = "results/cache"
+from pnas_core.names import DEFAULT_CACHE_DIR
 
 
 class CorruptCacheEntry(UserWarning):

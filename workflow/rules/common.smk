@@ -52,12 +52,18 @@ wildcard_constraints:
 FINAL_DATA_KEYS = ("image_size", "val_fraction", "test_fraction", "split_seed")
 """Dataset keys the final training takes from `train:` unless `final:` sets them: the test split must
 be the one the search never saw."""
-FIGURE_KINDS = {
-    "search_efficiency": "efficiency",
-    "predicted_vs_true": "predictions",
-    "accuracy_by_size": "distribution",
-    "accuracy_vs_size": "pareto",
+FIGURE_STEMS = {
+    "quality": "predictor_quality",
+    "efficiency": "search_efficiency",
+    "predictions": "predicted_vs_true",
+    "distribution": "accuracy_by_size",
+    "pareto": "accuracy_vs_size",
+    "cell": "best_cell",
 }
+"""The file stem of each `pnas figures` kind: pnas_core.names.FIGURE_STEMS (tested equal; no pnas_core
+import at parse time)."""
+FIGURE_KINDS = {FIGURE_STEMS[kind]: kind for kind in ("efficiency", "predictions", "distribution", "pareto")}
+"""The figures drawn from the search summary (rules/figures.smk, one job each), stem -> kind."""
 
 
 BENCH_SEEDS = config.get("benchmark", {}).get("seeds", [config["seed"]])
@@ -131,11 +137,11 @@ def search_outputs():
 
 def figure_files():
     """Every figure the config asks for (PNG, PDF and CSV each)."""
-    stems = ["search_efficiency", "predicted_vs_true", "accuracy_by_size", "accuracy_vs_size", "best_cell"]
+    stems = [*FIGURE_KINDS, FIGURE_STEMS["cell"]]
     if config["quality"]["enabled"]:
-        stems.append("predictor_quality")
+        stems.append(FIGURE_STEMS["quality"])
     if B < 2:
-        stems.remove("predicted_vs_true")
+        stems.remove(FIGURE_STEMS["predictions"])
     return [f"{FIGURES}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf", "csv")]
 
 
