@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pnas_core"
 STDLIB = sys.stdlib_module_names
 LAYERS = ("", "space", "io", "surrogate", "training", "search", "figures", "cli")
 """The package's layers, lowest first: "" is the foundation (``pnas_core/__init__.py``, ``errors``,
-``limits``, ``names``, ``stats``, ``devices``), then one subpackage per role; ``__main__`` stands on top."""
+``limits``, ``names``, ``rungs``, ``stats``, ``devices``, ``locks``), then one subpackage per role; ``__main__`` stands on top."""
 DEFERRED_THIRD_PARTY = {
     "pnas_core.training.data": {"sklearn", "torchvision"},
     "pnas_core.training.splits": {"sklearn"},
