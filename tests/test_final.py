@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -22,8 +23,9 @@ from pnas_core.errors import PnasError
 from pnas_core.figures.curve import draw_curve
 from pnas_core.space.cells import parse
 from pnas_core.training.data import cutout_batch
+from pnas_core.training.domain import far_notes
 from pnas_core.training.final import FinalSettings, load_final_settings, run_final
-from pnas_core.training.model_io import export_torchscript, load_model, predict
+from pnas_core.training.model_io import export_torchscript, load_model, predict, predict_files
 
 CELL = "0:sep3x3,1:max3x3"
 # tiny settings: an epoch takes well under a second on one core; every training feature is on
@@ -158,27 +160,133 @@ def test_load_refuses_bad_cell_text_and_foreign_files(trained: Path, tmp_path: P
         load_model(tmp_path / "nowhere")
 
 
-def test_predict_prints_one_class_per_file(
+def _digit_files(folder: Path, images: torch.Tensor, stem: str = "digit") -> list[Path]:
+    """Write grey uint8 images (N, 1, H, W) as PNG files ``<stem><i>.png`` in ``folder``."""
+    folder.mkdir(exist_ok=True)
+    files = [folder / f"{stem}{i}.png" for i in range(len(images))]
+    for f, img in zip(files, images, strict=True):
+        Image.fromarray(img[0].numpy(), mode="L").save(f)
+    return files
+
+
+def test_predict_prints_a_header_and_the_top_classes(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = FinalSettings.from_dict(TINY).load_data()
     images = data.test_x[:5]
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    for i, img in enumerate(images):
-        Image.fromarray(img[0].numpy(), mode="L").save(folder / f"digit{i}.png")
+    _digit_files(tmp_path / "imgs", images)
     Image.fromarray(np.repeat(images[0][0].numpy()[:, :, None], 3, 2)).resize((16, 16)).save(
         tmp_path / "big.png"
     )
-    assert main(["predict", "--model", str(trained), str(folder), str(tmp_path / "big.png")]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 6
+    args = ["predict", "--model", str(trained), str(tmp_path / "imgs"), str(tmp_path / "big.png")]
+    assert main([*args, "--top-k", "3"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv.reader(captured.out.splitlines()))
+    ranks = [f"{name}_{i}" for i in (1, 2, 3) for name in ("class", "probability")]
+    assert rows[0] == ["file", *ranks, "in_domain"]
+    assert len(rows) == 7
     model, info = load_model(trained)
-    expected = predict(model, info, images).argmax(1).tolist()
-    for i, line in enumerate(lines[:5]):
-        path, name, prob = line.split("\t")
-        assert path.endswith(f"digit{i}.png") and name == str(expected[i]) and 0.0 < float(prob) <= 1.0
-    assert lines[5].split("\t")[1] in info.classes
+    expected = predict(model, info, images)
+    for i, row in enumerate(rows[1:6]):
+        assert row[0].endswith(f"digit{i}.png") and row[-1] == "yes"
+        top, idx = expected[i].topk(3)
+        assert row[1:7:2] == [str(j) for j in idx.tolist()]
+        assert [float(v) for v in row[2:7:2]] == pytest.approx(top.tolist(), abs=1e-4)
+    assert rows[6][1] in info.classes
+    assert f"model {trained / 'model.pt'}: 10 classes, input 1x8x8 (light ink on a dark background" in (
+        captured.err
+    )
+    assert main([*args, "--format", "json", "--top-k", "2"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert [Path(r["file"]).name for r in parsed] == [f"digit{i}.png" for i in range(5)] + ["big.png"]
+    assert all(
+        len(r["top"]) == 2 and r["top"][0]["probability"] >= r["top"][1]["probability"] for r in parsed
+    )
+    assert [r["top"][0]["class"] for r in parsed[:5]] == [str(j) for j in expected.argmax(1).tolist()]
+
+
+def test_model_file_carries_the_training_domain(trained: Path) -> None:
+    _, info = load_model(trained)
+    assert info.domain is not None and info.domain.ink == "light-on-dark"
+    assert info.domain.images == 1437  # train + val, what the final network trained on
+    data = FinalSettings.from_dict(TINY).load_data()
+    bright = info.domain.ranges["brightness"]
+    assert bright.low <= float(data.train_x.float().mean()) <= bright.high
+
+
+def test_predict_warns_on_inverted_digits_only(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dark ink on white (digits as on paper) is far from the training images; every held-out test
+    digit is not."""
+    _, info = load_model(trained)
+    test_x = FinalSettings.from_dict(TINY).load_data().test_x
+    assert info.domain is not None and not any(far_notes(info.domain, test_x))
+    assert all(far_notes(info.domain, 255 - test_x))
+    normal = _digit_files(tmp_path / "imgs", test_x[:6], "normal")
+    inverted = _digit_files(tmp_path / "imgs", 255 - test_x[:6], "inverted")
+    assert main(["predict", "--model", str(trained), str(tmp_path / "imgs")]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warned) == len(inverted)
+    for f, line in zip(sorted(inverted), warned, strict=True):
+        assert f"warning: {f} is far from the training images (brightness" in line and "border" in line
+    assert not any(str(f) in captured.err for f in normal)
+    rows = {Path(r[0]).name: r[-1] for r in csv.reader(captured.out.splitlines()[1:])}
+    assert {rows[f.name] for f in normal} == {"yes"} and {rows[f.name] for f in inverted} == {"no"}
+
+
+def test_model_file_from_before_the_domain_loads_with_a_note(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = _rewrite(trained, tmp_path / "old.pt", format="pnas-model-1")
+    payload = torch.load(f, weights_only=True)
+    del payload["domain"]
+    torch.save(payload, f)
+    _, info = load_model(f)
+    assert info.domain is None
+    _digit_files(tmp_path / "imgs", 255 - FinalSettings.from_dict(TINY).load_data().test_x[:2])
+    assert main(["predict", "--model", str(f), str(tmp_path / "imgs")]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if "note" in line]
+    assert len(notes) == 1 and f"model file {f} holds no statistics of its training images" in notes[0]
+    assert "warning" not in captured.err
+    assert [r[-1] for r in csv.reader(captured.out.splitlines()[1:])] == ["unknown", "unknown"]
+    bad = _rewrite(trained, tmp_path / "bad.pt", domain={"ink": "sideways"})
+    with pytest.raises(PnasError, match=r"bad\.pt: training pixel statistics are malformed"):
+        load_model(bad)
+
+
+def test_onnx_file_alone_preprocesses_and_names_the_class(trained: Path, tmp_path: Path) -> None:
+    """Only onnxruntime, Pillow and numpy: the file's metadata say how to read the image and what
+    the output's classes are; the answer is pnas predict's."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--model", str(trained), "--format", "onnx", "--out", str(out)]) == 0
+    files = _digit_files(tmp_path / "imgs", FinalSettings.from_dict(TINY).load_data().test_x[:8])
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    prep, classes = json.loads(meta["preprocess"]), json.loads(meta["classes"])
+    stats = json.loads(meta["pixel_stats"])
+    assert prep["layout"] == "NCHW float32" and prep["ink"] == stats["ink"] == "light-on-dark"
+    mean = np.asarray(prep["mean"], dtype=np.float32)[:, None, None]
+    std = np.asarray(prep["std"], dtype=np.float32)[:, None, None]
+    batch = []
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert(prep["color_mode"]).resize((prep["width"], prep["height"]), Image.BILINEAR)
+            pixels = np.asarray(im, dtype=np.float32).reshape(prep["height"], prep["width"], prep["channels"])
+        batch.append((pixels.transpose(2, 0, 1) - mean) / std)
+    (logits,) = session.run(["logits"], {"images": np.stack(batch)})
+    names = [classes[i] for i in logits.argmax(1)]
+
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    model, info = load_model(trained)
+    ours = list(predict_files(model, info, files))
+    assert names == [p.top[0][0] for p in ours]
+    assert probs.max(1) == pytest.approx([p.top[0][1] for p in ours], abs=1e-5)  # the same preprocessing
 
 
 def test_final_train_resumes_after_kill(tmp_path: Path) -> None:

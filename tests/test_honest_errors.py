@@ -178,10 +178,11 @@ def test_predict_streams_batches_with_the_same_results(tmp_path: Path) -> None:
         Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     whole = list(predict_files(model, info, [folder]))
     batched = list(predict_files(model, info, [folder], batch_size=2))
-    assert [(p, c) for p, c, _ in batched] == [(p, c) for p, c, _ in whole] and len(whole) == 7
-    assert np.allclose([p for *_, p in batched], [p for *_, p in whole], rtol=0, atol=1e-6)
+    assert [(p.file, p.top[0][0]) for p in batched] == [(p.file, p.top[0][0]) for p in whole]
+    assert len(whole) == 7
+    assert np.allclose([p.top[0][1] for p in batched], [p.top[0][1] for p in whole], rtol=0, atol=1e-6)
     (folder / "5.png").write_bytes(b"not a png")
     stream = predict_files(model, info, [folder], batch_size=2)
-    assert [next(stream)[0].name for _ in range(4)] == ["0.png", "1.png", "2.png", "3.png"]  # before 5.png
+    assert [next(stream).file.name for _ in range(4)] == ["0.png", "1.png", "2.png", "3.png"]  # before 5.png
     with pytest.raises(PnasError, match=r"5\.png"):
         next(stream)

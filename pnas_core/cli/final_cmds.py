@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pnas_core.cli.arg_types import output_dir, output_file, threads
+from pnas_core.cli.arg_types import count, output_dir, output_file, threads
 from pnas_core.cli.overwrite import Paths
 
 EXPORT_FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
 """Default output file name of each ``pnas export --format``."""
+PREDICT_FORMATS = ("csv", "json")
+"""The output formats of ``pnas predict``."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,10 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     final.set_defaults(func=run_final_train, paths=_final_paths)
 
-    pred = sub.add_parser("predict", help="top-1 class and probability of image files with a trained model")
+    pred = sub.add_parser(
+        "predict",
+        help="the most probable classes of image files with a trained model (CSV or JSON)",
+        description="Print, per image, the --top-k most probable classes with their probabilities (CSV "
+        "with a header, or a JSON array), and warn on stderr, naming the file, when an image's pixel "
+        "statistics (brightness, contrast, border) are far from the training images'.",
+    )
     pred.add_argument("--model", required=True, type=Path, help="final-train output folder or its model.pt")
     pred.add_argument("images", nargs="+", type=Path, help="image files (.png/.jpg) or folders of them")
     pred.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:<i> (default cpu)")
+    pred.add_argument(
+        "--top-k", type=count, default=1, help="classes per image, most probable first (default 1)"
+    )
+    pred.add_argument("--format", choices=PREDICT_FORMATS, default="csv", help="output format (default csv)")
     pred.set_defaults(func=run_predict)
 
     export = sub.add_parser(
@@ -105,28 +117,73 @@ def run_final_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Print ``file<TAB>class<TAB>probability`` per image."""
+    """Print the top classes per image (CSV with a header, or a JSON array), as the images are scored;
+    one warning line on stderr per image far from the training data."""
+    import csv
+    import json
+
     from pnas_core.devices import pick_device
-    from pnas_core.training.model_io import load_model, predict_files
+    from pnas_core.training.model_io import domain_note, load_model, predict_files
 
     model, info = load_model(args.model, pick_device(args.device))
-    for path, name, prob in predict_files(model, info, args.images):
-        print(f"{path}\t{name}\t{prob:.4f}")
+    c, h, w = info.input_shape
+    domain = info.domain.describe() if info.domain is not None else "training statistics unknown"
+    print(
+        f"pnas predict: model {info.path}: {len(info.classes)} classes, input {c}x{h}x{w} ({domain})",
+        file=sys.stderr,
+    )
+    note = domain_note(info)
+    if note:
+        print(f"pnas predict: note: {note}", file=sys.stderr)
+    k = min(args.top_k, len(info.classes))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if args.format == "csv":
+        ranks = [f"{name}_{i}" for i in range(1, k + 1) for name in ("class", "probability")]
+        writer.writerow(["file", *ranks, "in_domain"])
+    else:
+        print("[")
+    in_domain = {True: "yes", False: "no", None: "unknown"}
+    for n, pred in enumerate(predict_files(model, info, args.images, top_k=k)):
+        inside = None if info.domain is None else not pred.far
+        if pred.far:
+            print(
+                f"pnas predict: warning: {pred.file} is far from the training images "
+                f"({', '.join(pred.far)}): its prediction may be wrong",
+                file=sys.stderr,
+            )
+        if args.format == "csv":
+            top = [v for name, prob in pred.top for v in (name, f"{prob:.4f}")]
+            writer.writerow([pred.file, *top, in_domain[inside]])
+        else:
+            row = {
+                "file": str(pred.file),
+                "top": [{"class": name, "probability": round(prob, 6)} for name, prob in pred.top],
+                "in_domain": inside,
+                "far": pred.far,
+            }
+            print(("," if n else "") + json.dumps(row))
+    if args.format == "json":
+        print("]")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Write the TorchScript or ONNX file and report how closely it matches the model."""
-    from pnas_core.training.model_io import export_onnx, export_torchscript, load_model
+    from pnas_core.training.model_io import domain_note, export_onnx, export_torchscript, load_model
 
     model, info = load_model(args.model)
+    note = domain_note(info)
+    if note:
+        print(f"pnas export: note: {note}", file=sys.stderr)
     out = export_path(args)
     export = export_onnx if args.format == "onnx" else export_torchscript
     diff = export(model, info, out)
     c, h, w = info.input_shape
+    where = "metadata_props" if args.format == "onnx" else "extra file pnas.json"
     print(
         f"pnas export: {out} (input: normalised float32 images (N, {c}, {h}, {w}), mean {info.mean}, "
-        f"std {info.std} in 0..255 units; output: logits over {len(info.classes)} classes); "
+        f"std {info.std} in 0..255 units; output: logits over {len(info.classes)} classes; the "
+        f"preprocessing, class names and training pixel statistics are in its {where}); "
         f"max |difference| to the model {diff:.2e}",
         file=sys.stderr,
     )

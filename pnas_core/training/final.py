@@ -42,6 +42,7 @@ from pnas_core.space.cells import Cell
 from pnas_core.training.checkpoint import read_checkpoint, restore, write_checkpoint
 from pnas_core.training.complexity import count_mult_adds, count_params
 from pnas_core.training.data import DatasetSettings, DataSplits
+from pnas_core.training.domain import training_stats
 from pnas_core.training.imagefolder import class_folders
 from pnas_core.training.loop import (
     DeviceSplit,
@@ -344,6 +345,7 @@ def write_outputs(
         "mean": run.split.mean.cpu().tolist(),
         "std": run.split.std.cpu().tolist(),
         "input_shape": list(run.data.image_shape),
+        "domain": training_stats([run.data.train_x, run.data.val_x]).to_dict(),
         "metrics": metrics,
     }
     save_model(out / "model.pt", run.model, info)
