@@ -12,6 +12,7 @@ sees only the GPU it was given.
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import tempfile
@@ -62,7 +63,7 @@ def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
     """Index of the GPU (one ``names`` entry each, unique per physical GPU) for a job with ``slot``:
     the first of ``slot % n``, ``slot % n + 1``, ... whose lock no other process holds, now held by
     this one until it exits; ``slot % n`` when all are held."""
-    folder = lock_dir or Path(tempfile.gettempdir()) / f"pnas-gpus-{os.getuid()}"
+    folder = lock_dir or Path(tempfile.gettempdir()) / f"pnas-gpus-{user_tag()}"
     folder.mkdir(parents=True, exist_ok=True)
     n = len(names)
     for k in range(n):
@@ -73,6 +74,15 @@ def claim_gpu(slot: int, names: list[str], lock_dir: Path | None = None) -> int:
         _HELD.append(lock)  # held while we live
         return index
     return slot % n
+
+
+def user_tag() -> str:
+    """Who runs this process, for a per-user folder name: the user id where there is one (POSIX),
+    else the login name (Windows has no ``os.getuid``), with characters a file name may not hold
+    replaced by ``_``."""
+    if hasattr(os, "getuid"):
+        return str(os.getuid())
+    return re.sub(r"[^A-Za-z0-9-]", "_", getpass.getuser())
 
 
 def cpu_fingerprint() -> str:

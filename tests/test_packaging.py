@@ -1,4 +1,4 @@
-"""pyproject.toml: one xgboost on every platform, every third-party import declared."""
+"""pyproject.toml: one xgboost on every platform, every third-party import declared, the license."""
 
 from __future__ import annotations
 
@@ -81,3 +81,11 @@ def test_every_third_party_import_is_declared() -> None:
         if not names & declared:
             undeclared.append(f"{module} ({where}; distributions {sorted(names) or 'none installed'})")
     assert not undeclared, f"imported but not in pyproject.toml: {undeclared}"
+
+
+def test_license_file_is_the_apache_license_pyproject_names() -> None:
+    project = _project()
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in text and "APPENDIX: How to apply the Apache License" in text

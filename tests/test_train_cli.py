@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -241,6 +242,18 @@ def test_gpu_claims_follow_the_slot_and_skip_held_gpus(tmp_path: Path) -> None:
         del devices._HELD[held_before:]
     assert devices.claim_gpu(1, names, tmp_path) == 1  # released locks are free again
     devices._HELD.pop().release()
+
+
+def test_gpu_claims_need_no_user_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no os.getuid: the default lock folder is named after the login name there."""
+    from pnas_core import devices
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delattr(os, "getuid")
+    monkeypatch.setenv("LOGNAME", "ada lovelace")
+    assert devices.claim_gpu(2, ["GPU-aaaa", "GPU-bbbb"]) == 0
+    devices._HELD.pop().release()
+    assert (tmp_path / "pnas-gpus-ada_lovelace").is_dir()
 
 
 def test_cache_serves_a_cell_trained_under_another_block_order(
