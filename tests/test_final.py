@@ -97,7 +97,10 @@ def test_export_matches_model(trained: Path, tmp_path: Path) -> None:
     model, info = load_model(trained)
     out = tmp_path / "net.pt"
     assert main(["export", "--model", str(trained), "--out", str(out)]) == 0
-    scripted = torch.jit.load(str(out))
+    extra = {"pnas.json": ""}
+    scripted = torch.jit.load(str(out), _extra_files=extra)
+    carried = json.loads(extra["pnas.json"])
+    assert json.loads(carried["classes"]) == info.classes and json.loads(carried["pixel_stats"])["ink"]
     x = torch.randn(11, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert torch.allclose(scripted(x), model(x), rtol=0, atol=1e-5)

@@ -20,6 +20,8 @@ import pytest
 import yaml
 from workflow_project import REPO, TINY, make_project, planned_jobs, snakemake
 
+from pnas_core.errors import PnasError
+from pnas_core.results import load as load_results
 from pnas_core.space.cells import parse
 
 pytestmark = pytest.mark.slow
@@ -73,6 +75,35 @@ def test_outputs_of_every_level(finished: Path) -> None:
     assert 0 < metrics["test_acc"] <= 1
     assert (out / "final" / "cell.txt").read_text().strip() == best.text
     assert (out / "final" / "model.torchscript.pt").stat().st_size > 0
+
+
+def test_results_load_in_one_call(finished: Path, tmp_path: Path) -> None:
+    out = finished / "results" / "tiny"
+    res = load_results(out)
+    summary = pd.read_parquet(out / "summary.parquet")
+    assert len(res.summary) == len(summary) and res.summary["models_trained"].tolist() == list(
+        range(1, len(summary) + 1)
+    )
+    assert res.best_cell == (out / "best_cell.txt").read_text().splitlines()[0] == res.best["cell"]
+    assert res.best["val_acc"] == summary["val_acc"].max()
+    assert res.final is not None
+    assert res.final == json.loads((out / "final" / "metrics.json").read_text())
+    random = res.baselines["random_search"]
+    assert len(random) == len(pd.read_parquet(out / "random" / "trained.parquet")) == 8
+    assert res.replicates is None  # the replicates target did not run
+    assert f"best cell {res.best_cell}" in res.describe() and "random_search: 8 models" in res.describe()
+    copy = tmp_path / "tiny"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("cache", "logs", "report*"))
+    (copy / "best_cell.txt").unlink()
+    with pytest.raises(
+        PnasError, match=rf"^best-cell file {re.escape(str(copy / 'best_cell.txt'))} does not exist"
+    ):
+        load_results(copy)
+    (copy / "summary.parquet").unlink()
+    with pytest.raises(PnasError, match=r"lacks summary\.parquet"):
+        load_results(copy)
+    with pytest.raises(PnasError, match="does not exist"):
+        load_results(tmp_path / "nowhere")
 
 
 def report_data(html: str) -> dict[str, object]:
