@@ -183,3 +183,27 @@ def test_init_refuses_a_bad_layout_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "at least two class folders" in proc.stderr
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_run_search_reports_each_model_and_finds_the_same_cells() -> None:
+    from pnas_core.search.benchmark import load_table
+    from pnas_core.search.progressive import TableEvaluator, run_search
+
+    table = load_table("digits_b2")
+    calls: list[tuple[int, int, str]] = []
+    reported = run_search(table.space, TableEvaluator(table, seed=3), 16, progress=lambda *c: calls.append(c))
+    quiet = run_search(table.space, TableEvaluator(table, seed=3), 16, progress=False)
+    pd.testing.assert_frame_equal(reported.summary, quiet.summary)
+    assert [done for done, _, _ in calls] == list(range(1, len(quiet.summary) + 1))  # one call per model
+    assert {total for _, total, _ in calls} == {36 + 16}
+    best = quiet.summary["val_acc"].max()
+    assert calls[-1][2] == f"level 2, best {best:.4f}"
+
+
+def test_simulate_prints_its_plan_and_no_carriage_return_off_a_terminal(tmp_path: Path) -> None:
+    proc = pnas("simulate", "--seeds", "2", "--out-dir", str(tmp_path), "--strategies", "pnas:mean", "random")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(
+        "pnas simulate: table digits_b2 (2214 cells), K = 16, 2 strategies x 2 seeds"
+    )
+    assert "\r" not in proc.stderr + proc.stdout
