@@ -30,3 +30,5 @@ RESULTS_DIR = "results"
 """Where the workflow writes (``results/<name>/``) and, by default, its result cache."""
 DEFAULT_CACHE_DIR = f"{RESULTS_DIR}/cache"
 """The result cache's default folder (the config's ``cache_dir`` default, tested equal)."""
+INIT_SCALES = ("quick", "paper")
+"""`pnas init --scale` choices: the quick preset's search, or the paper's defaults."""

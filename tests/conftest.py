@@ -21,9 +21,12 @@ THREADS = torch.get_num_threads() if WORKER_COUNT == 1 else max(1, CORES // WORK
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project that ran the tiny config's whole DAG (the README's command), once per session.
 
-    Tests may change it only if they leave it finished (byte-identical outputs, nothing to do)."""
+    Tests may change it only if they leave it finished (byte-identical outputs, nothing to do). What the
+    run printed to the terminal is kept in ``terminal.out`` and ``terminal.err`` beside it."""
     root = make_project(tmp_path_factory.mktemp("wf"))
-    snakemake(root)
+    proc = snakemake(root)
+    (root / "terminal.out").write_text(proc.stdout)
+    (root / "terminal.err").write_text(proc.stderr)
     return root
 
 

@@ -252,15 +252,27 @@ def run_simulate(args: argparse.Namespace) -> int:
     from pnas_core.io.atomic import atomic_path
     from pnas_core.search import comparison
     from pnas_core.search.benchmark import load_table
-    from pnas_core.search.simulate import TOP_K, check_strategies, curves, simulate, summarize
+    from pnas_core.search.progress import TerminalBar
+    from pnas_core.search.simulate import TOP_K, check_strategies, curves, default_budget, simulate, summarize
 
     if args.seeds < 1:
         raise PnasError(f"--seeds must be at least 1, got {args.seeds}")
     check_strategies(args.strategies)
     table = load_table(args.table)
     surrogate = _surrogate(args.settings)
+    budget = default_budget(table, args.beam_size) if args.budget is None else args.budget
+    runs_planned = args.seeds * len(args.strategies)
+    print(
+        f"pnas simulate: table {args.table} ({len(table.cells)} cells), K = {args.beam_size}, "
+        f"{len(args.strategies)} strategies x {args.seeds} seeds = {runs_planned} runs of {budget} models each",
+        file=sys.stderr,
+        flush=True,
+    )
     start = time.perf_counter()
-    sim = simulate(table, args.strategies, range(args.seeds), args.beam_size, args.budget, surrogate)
+    with TerminalBar(runs_planned, "simulate", "run") as bar:
+        sim = simulate(
+            table, args.strategies, range(args.seeds), args.beam_size, args.budget, surrogate, progress=bar
+        )
     wall = time.perf_counter() - start
     summary = summarize(sim, table)
     curve = curves(sim)

@@ -11,6 +11,9 @@ from pnas_core.cli.arg_types import count, folder_path, int_range, output_file, 
 from pnas_core.cli.overwrite import Paths
 from pnas_core.names import DEFAULT_CACHE_DIR
 
+PROGRESS_INTERVAL = 30.0
+"""Seconds between two stage lines of ``pnas train --progress-fd`` (besides its first and last)."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``merge-records``."""
@@ -60,6 +63,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --stop-at: continue each candidate from its checkpoint of this earlier rung",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    train.add_argument(
+        "--stage",
+        default=None,
+        help="the stage's name in progress lines (the workflow's: level2, random, ...)",
+    )
+    train.add_argument(
+        "--progress-fd",
+        type=int_range(0),
+        default=None,
+        help="write one line about the whole stage (every shard: trained/planned, best so far, elapsed, "
+        f"time left) to this open file descriptor at the start, every {PROGRESS_INTERVAL:.0f} s and at the end",
+    )
     train.set_defaults(
         func=run_train, paths=lambda a: Paths(reads=[a.candidates, a.settings], writes=[a.out])
     )
@@ -118,6 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
     from pnas_core.devices import pick_device, set_threads
     from pnas_core.errors import PnasError
     from pnas_core.io.records import settings_metadata, write_records
+    from pnas_core.search.status import CacheKey
     from pnas_core.training.cache import ResultCache
     from pnas_core.training.shard import train_shard
     from pnas_core.training.train import load_settings
@@ -133,9 +149,17 @@ def run_train(args: argparse.Namespace) -> int:
     # the shard index picks the GPU among the visible ones: deterministic, shared by all workers
     device = pick_device(settings.device, slot=args.shard)
     run_settings = dataclasses.replace(settings, device=str(device))  # device is not hashed
-    cells = read_candidates(args.candidates)[args.shard :: args.num_shards]
+    stage_cells = read_candidates(args.candidates)
+    cells = stage_cells[args.shard :: args.num_shards]
     cache = ResultCache(args.cache_dir)
     data = settings.load_data()
+    stage_progress = None
+    if args.progress_fd is not None:
+        rungs = (stop[0], settings.epochs) if stop is not None and stop[0] < settings.epochs else ()
+        key = CacheKey(cache, settings.settings_hash(), data.fingerprint, settings.seed, rungs)
+        stage_progress = StageProgress(
+            args.progress_fd, args.stage or str(args.candidates), stage_cells, key, args.num_shards
+        )
     tag = f"shard {args.shard}/{args.num_shards}"
     if stop is not None:
         tag += f", epochs {stop[1] or 0}..{stop[0]} of {settings.epochs}"
@@ -164,6 +188,8 @@ def run_train(args: argparse.Namespace) -> int:
             log(f"pnas train: warning: {message}", file=sys.stderr)
         counts[how] += 1
         bar.update()
+        if stage_progress is not None:
+            stage_progress.report()
         acc = "-" if record["val_acc"] is None else f"{record['val_acc']:.4f}"
         err = f" ({record['error']})" if record["error"] else ""
         log(
@@ -172,8 +198,12 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    if stage_progress is not None:
+        stage_progress.report(force=True)
     records = train_shard(cells, run_settings, data, cache, workers, threads, on_result, on_epoch, stop)
     bar.close()
+    if stage_progress is not None:
+        stage_progress.report(force=True)
     meta = settings_metadata(settings.to_dict(), __version__)
     meta.update(
         shard=str(args.shard),
@@ -188,6 +218,36 @@ def run_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+class StageProgress:
+    """Writes the stage's status line (:func:`pnas_core.search.status.stage_line`, read from the cache,
+    so it counts every shard's models) to an open file descriptor, at most every
+    :data:`PROGRESS_INTERVAL` seconds unless forced."""
+
+    def __init__(self, fd: int, stage: str, cells: list[str], key: Any, shards: int) -> None:
+        import os
+
+        from pnas_core.errors import PnasError
+
+        try:
+            self.out = os.fdopen(fd, "w", closefd=False)
+        except OSError as exc:
+            raise PnasError(f"--progress-fd {fd}: not an open file descriptor ({exc.strerror})") from None
+        self.stage, self.cells, self.key, self.shards = stage, cells, key, shards
+        self.last = float("-inf")
+
+    def report(self, force: bool = False) -> None:
+        """Write the line now if forced or the interval has passed."""
+        import time
+
+        from pnas_core.search.status import cached_records, stage_line, stage_status
+
+        if not force and time.monotonic() - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = time.monotonic()
+        status = stage_status(self.stage, len(self.cells), cached_records(self.cells, self.key))
+        print(f"pnas: {stage_line(status, self.shards)}", file=self.out, flush=True)
 
 
 def run_merge(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from pnas_core.names import DEFAULT_PREDICTORS, DEFAULT_SELECT_BY
 from pnas_core.search import beam, scoring
 from pnas_core.search.benchmark import BenchmarkTable
 from pnas_core.search.early_stop import EarlyStop, records_at, successive_halving
+from pnas_core.search.progress import Progress, TerminalBar
 from pnas_core.search.selection import Selection
 from pnas_core.search.summary import best_row, join_levels
 from pnas_core.space.cells import Space
@@ -176,6 +177,7 @@ def run_search(
     fit: FitFn = fit_predictors,
     log: Callable[[str], None] | None = None,
     early_stop: EarlyStop | None = None,
+    progress: Progress | bool = True,
 ) -> SearchResult:
     """PNAS over ``space`` (B = ``space.max_blocks`` levels) with beam ``beam_size``, as the workflow
     runs it: every 1-block cell, then per level the predictors fit on all records so far, every child
@@ -188,32 +190,75 @@ def run_search(
     :func:`pnas_core.training.cost.search_costs`) adds the children's params and mult-adds, which cost budgets
     and Pareto picks need. ``early_stop`` trains each level by successive halving
     (:mod:`pnas_core.search.early_stop`); the predictors then fit on what its ``fit_on`` says.
+
+    ``progress`` (:data:`pnas_core.search.progress.Progress`) is called after each model with (models
+    evaluated, models planned, level and best so far); with ``True`` (the default) a terminal gets the
+    plan and a tqdm bar on stderr (:class:`~pnas_core.search.progress.TerminalBar`) and anything else
+    nothing; ``False``: no progress at all.
     """
     if beam_size < 1:
         raise PnasError(f"beam size must be at least 1, got {beam_size}")
     settings = surrogate or SurrogateSettings(max_blocks=space.max_blocks)
     fit_on = "full" if early_stop is None else early_stop.fit_on
-    candidates = beam.enumerate_level1(space)
-    levels = [(candidates, _evaluate_level(evaluator, candidates, early_stop))]
-    for b in range(2, space.max_blocks + 1):
-        records = pd.concat([rec for _, rec in levels], ignore_index=True)
-        fitted = fit(fit_data(records, fit_on), predictors, settings)
-        parents = beam.parent_tokens(levels[-1][0], space)
-        scored = evaluator.restrict(scoring.expand_and_score(parents, fitted, space, costs))
-        candidates = beam.select(scored, beam_size, selection)
-        levels.append((candidates, _evaluate_level(evaluator, candidates, early_stop)))
-        if log is not None:
-            log(f"level {b}: {scored.num_rows} children scored, {candidates.num_rows} evaluated")
+    total = beam.search_budget(space, space.max_blocks, beam_size)
+    with TerminalBar(total, "search", "model", enabled=progress is True) as bar:
+        bar.say(
+            f"run_search: B = {space.max_blocks} levels, K = {beam_size}, {len(space.ops)} ops, "
+            f"up to {total} models ({type(evaluator).__name__})"
+        )
+        tick = _Ticker(total, progress if callable(progress) else bar if bar.active else None)
+        candidates = beam.enumerate_level1(space)
+        levels = [(candidates, _evaluate_level(evaluator, candidates, early_stop, tick, 1))]
+        for b in range(2, space.max_blocks + 1):
+            records = pd.concat([rec for _, rec in levels], ignore_index=True)
+            fitted = fit(fit_data(records, fit_on), predictors, settings)
+            parents = beam.parent_tokens(levels[-1][0], space)
+            scored = evaluator.restrict(scoring.expand_and_score(parents, fitted, space, costs))
+            candidates = beam.select(scored, beam_size, selection)
+            levels.append((candidates, _evaluate_level(evaluator, candidates, early_stop, tick, b)))
+            if log is not None:
+                log(f"level {b}: {scored.num_rows} children scored, {candidates.num_rows} evaluated")
     summary = join_levels([(cands.to_pandas(), rec) for cands, rec in levels])
     return SearchResult(summary, [cands for cands, _ in levels])
 
 
-def _evaluate_level(evaluator: Evaluator, candidates: pa.Table, early_stop: EarlyStop | None) -> pd.DataFrame:
-    """The level's records: all trained to the full budget, or by successive halving."""
+@dataclasses.dataclass
+class _Ticker:
+    """Counts evaluated models and reports them to a progress callback (None: counts only)."""
+
+    total: int
+    report: Progress | None
+    done: int = 0
+    best: float = float("nan")
+
+    def __call__(self, level: int, records: pd.DataFrame) -> None:
+        self.done += len(records)
+        accs = records["val_acc"].dropna()
+        if len(accs):
+            self.best = float(np.fmax(self.best, accs.max()))
+        if self.report is not None:
+            self.report(self.done, max(self.total, self.done), f"level {level}, best {self.best:.4f}")
+
+
+def _evaluate_level(
+    evaluator: Evaluator, candidates: pa.Table, early_stop: EarlyStop | None, tick: _Ticker, level: int
+) -> pd.DataFrame:
+    """The level's records: all trained to the full budget (one at a time when progress is reported),
+    or by successive halving (reported when the level is done)."""
     cells = candidates.column("cell").to_pylist()
     if early_stop is None:
-        return evaluator.evaluate(cells)
+        if tick.report is None:
+            records = evaluator.evaluate(cells)
+            tick(level, records)
+            return records
+        parts = []
+        for cell in cells:
+            parts.append(evaluator.evaluate([cell]))
+            tick(level, parts[-1])
+        return pd.concat(parts, ignore_index=True)
     budgets = early_stop.budgets(evaluator.epochs, evaluator.eval_every)
-    return successive_halving(
+    records = successive_halving(
         cells, lambda c, at, prev: evaluator.evaluate(c, (at, prev)), early_stop, budgets
     )
+    tick(level, records)
+    return records

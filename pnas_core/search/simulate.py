@@ -31,6 +31,7 @@ from pnas_core.names import COSTS
 from pnas_core.search import comparison
 from pnas_core.search.benchmark import BenchmarkTable
 from pnas_core.search.comparison import TOP_K, Runs, train_images, training_cost
+from pnas_core.search.progress import Progress
 from pnas_core.search.progressive import TableEvaluator, table_costs
 from pnas_core.search.strategies import Context, check_strategies
 from pnas_core.search.summary import best_row
@@ -115,8 +116,10 @@ def simulate(
     budget: int | None = None,
     surrogate: SurrogateSettings = SIMULATION_SURROGATE,
     log: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Simulation:
-    """Run every strategy for every seed on the table."""
+    """Run every strategy for every seed on the table; ``progress`` (:data:`pnas_core.search.progress.Progress`)
+    is called after each (seed, strategy) run."""
     parsed = check_strategies(strategies)
     budget = default_budget(table, beam_size) if budget is None else budget
     if budget < 1:
@@ -139,6 +142,10 @@ def simulate(
             except PnasError as exc:
                 raise PnasError(f"strategy {text!r}, seed {seed}: {exc}") from exc
             seconds[text] += time.process_time() - start
+            if progress is not None:
+                progress(
+                    i * len(parsed) + list(parsed).index(text) + 1, len(seeds) * len(parsed), f"seed {seed}"
+                )
             n, ran = len(trained), trained["epochs"].to_numpy()
             full = (ran >= evaluator.epochs) & (trained["status"] == "ok").to_numpy()
             cells[text].append(trained["cell"][ran >= evaluator.epochs].tolist())

@@ -111,6 +111,7 @@ class PnasStrategy:
             costs=costs,
             fit=ctx.fit,
             early_stop=self.early_stop,
+            progress=False,  # one of many runs: the caller reports progress
         )
         return result.summary
 

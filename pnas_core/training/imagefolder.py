@@ -348,3 +348,29 @@ def _open(entry: Path) -> ImageFolderArrays:
             f"imagefolder cache entry {entry} is unreadable ({exc}); delete it to rebuild"
         ) from exc
     return ImageFolderArrays(arrays, meta["classes"], meta["mean"], meta["std"], meta["fingerprint"], entry)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """What ``pnas init`` reads from an image folder: its classes, images per split and image size."""
+
+    classes: list[str]
+    images: dict[str, int]
+    """Images per split folder present (train, and val, test when there)."""
+    size: tuple[int, int]
+    """(width, height) of the first training image."""
+
+
+def folder_layout(root: Path) -> FolderLayout:
+    """Check an image folder's layout as loading it does (:func:`class_folders`, the val and test
+    class folders) and count its classes and images; the first training image gives the size."""
+    root = Path(root)
+    classes = class_folders(root / "train")
+    listing = {s: _list_split(root / s, classes) for s in SPLITS if (root / s).is_dir()}
+    first = listing["train"][0][0]
+    try:
+        with Image.open(first) as image:
+            size = image.size
+    except OSError as exc:
+        raise PnasError(f"imagefolder dataset: cannot read image {first}: {exc}") from None
+    return FolderLayout(classes, {s: len(items) for s, items in listing.items()}, size)

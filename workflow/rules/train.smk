@@ -1,5 +1,7 @@
 # Train the candidates of any stage in SHARDS shards, then merge. Every finished candidate also lands
 # in the shared cache (config cache_dir), so no cell is trained twice by any level or experiment.
+# Each job's details go to its log; its stage's progress line (trained/planned, best so far, elapsed,
+# time left) goes to the terminal: `3>&2` keeps Snakemake's stderr as file descriptor 3 for it.
 
 
 rule train_shard:
@@ -24,7 +26,8 @@ rule train_shard:
     shell:
         "pnas train --candidates {input.candidates:q} --settings {input.settings:q}"
         " --shard {wildcards.shard} --num-shards {params.num_shards:q} --cache-dir={params.cache:q}"
-        " --threads {threads} --workers {params.workers:q} {params.stop} --out {output.shard:q} > {log:q} 2>&1"
+        " --threads {threads} --workers {params.workers:q} {params.stop} --out {output.shard:q}"
+        " --stage {wildcards.stage:q} --progress-fd 3 3>&2 > {log:q} 2>&1"
 
 
 rule merge_shards:
