@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "schema_cmds",
     "bench_cmds",
     "replicate_cmds",
+    "track_cmds",
 )
 
 
