@@ -50,7 +50,7 @@ def test_readme_documents_every_settings_key(section: str) -> None:
 
 
 def test_readme_documents_every_top_level_key() -> None:
-    sections = {"search", "random_search", "quality", "benchmark", "replicates"}
+    sections = {"search", "random_search", "quality", "benchmark", "replicates", "tracking"}
     assert set(TOP["properties"]) - sections - {"train", "surrogate", "final"} <= documented_keys("Top level")
     for section in sections:
         assert set(TOP["properties"][section]["properties"]) <= documented_keys(f"`{section}`"), section

@@ -80,10 +80,12 @@ def third_party(names: set[str]) -> set[str]:
 
 
 def layer(module: str) -> int:
-    """The index in :data:`LAYERS` of a ``pnas_core`` module (``__main__`` and ``results``, the
-    notebook's one call, above them all)."""
+    """The index in :data:`LAYERS` of a ``pnas_core`` module (``results``, the notebook's one call,
+    beside the CLI, which reads it for ``pnas track``; ``__main__`` above them all)."""
     parts = module.split(".")
-    if parts[1:] in (["__main__"], ["results"]):
+    if parts[1:] == ["results"]:
+        return LAYERS.index("cli")
+    if parts[1:] == ["__main__"]:
         return len(LAYERS)
     sub = parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else ""
     assert sub in LAYERS, f"{module}: pnas_core/{sub}/ is not in LAYERS"

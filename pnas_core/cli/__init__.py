@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "bench_cmds",
     "replicate_cmds",
     "run_cmds",
+    "track_cmds",
 )
 
 

@@ -131,6 +131,14 @@ def final_outputs():
     return [f"{FINAL}/metrics.json", f"{FINAL}/curve.png", f"{FINAL}/model.torchscript.pt"]
 
 
+TRACK_FLAGS = [f"--{key}" for key in ("mlflow", "tensorboard") if config["tracking"][key]]
+
+
+def tracking_outputs():
+    """results/<name>/tracking when a `tracking` key is on (rules/track.smk), else nothing."""
+    return [f"{RESULTS}/tracking"] if TRACK_FLAGS else []
+
+
 def search_outputs():
     return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/best_cell.txt"]
 
