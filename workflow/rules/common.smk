@@ -132,7 +132,7 @@ def final_outputs():
 
 
 def search_outputs():
-    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/best_cell.txt"]
+    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/summary.html", f"{RESULTS}/best_cell.txt"]
 
 
 def figure_files():
