@@ -23,15 +23,26 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def t_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 and its 95% confidence interval (Student t); NaN bounds for one row."""
+ACCURACY_RANGE = (0.0, 1.0)
+"""The values an accuracy can take: its intervals are clipped to them."""
+
+
+def t_interval(
+    values: np.ndarray, clip: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 and its 95% confidence interval (Student t); NaN bounds for one row. With
+    ``clip`` (e.g. :data:`ACCURACY_RANGE`), the interval is cut to the values' possible range: with
+    few rows the t interval of an accuracy near 1 reaches past 1."""
     n = values.shape[0]
     mean = values.mean(axis=0)
     if n < 2:
         nan = np.full_like(mean, np.nan)
         return mean, nan, nan
     half = t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
-    return mean, mean - half, mean + half
+    lo, hi = mean - half, mean + half
+    if clip is not None:
+        lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
+    return mean, lo, hi
 
 
 def best_so_far(acc: np.ndarray) -> np.ndarray:

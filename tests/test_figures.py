@@ -356,3 +356,52 @@ def test_report_caption_renders(stem: str) -> None:
     )
     html = publish_parts(text, writer="html", settings_overrides={"halt_level": 2, "report_level": 2})["body"]
     assert config["name"] in html and "{{" not in html
+
+
+ACCURACY_STEMS = ("search_efficiency", "accuracy_by_size", "accuracy_vs_size", "predicted_vs_true")
+
+
+def test_legends_sit_outside_the_data_and_accuracy_reads_in_percent(
+    inputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pnas_core.figures import style
+
+    ticks: dict[str, list[str]] = {}
+    save = style.save_figure
+
+    def checked_save(fig, out_dir, stem, table):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        assert all(ax.get_legend() is None for ax in fig.axes), f"{stem}: a legend inside an axes"
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes), stem
+        ticks[stem] = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels() if t.get_text()]
+        return save(fig, out_dir, stem, table)
+
+    monkeypatch.setattr(style, "save_figure", checked_save)
+    for kind in KINDS:
+        assert main(cli_args(kind, inputs, tmp_path)) == 0
+    assert set(ticks) == set(STEMS.values())
+    for stem in ACCURACY_STEMS:
+        assert ticks[stem] and all(t.endswith("%") for t in ticks[stem]), (stem, ticks[stem])
+
+
+def test_accuracy_bands_stay_within_zero_and_one() -> None:
+    from pnas_core.figures.simulation import simulation_figure
+    from pnas_core.search.comparison import curves
+    from pnas_core.stats import t_interval
+
+    # Two seeds far apart near 1.0: the t interval of their mean reaches past 1 and below 0.
+    acc = {
+        "random": np.array([[0.90, 0.99, 1.0], [0.10, 0.50, 0.60]]),
+        "pnas:mean": np.array([[0.98, 0.999, 1.0], [0.05, 0.30, 0.99]]),
+    }
+    _, lo, hi = t_interval(np.maximum.accumulate(acc["random"], axis=1))
+    assert hi.max() > 1 and lo.min() < 0  # what an unclipped interval gives
+    table = curves(acc, top_k=2)
+    bands = table[["best_lo", "best_hi", "topk_lo", "topk_hi"]].to_numpy()
+    assert np.nanmin(bands) >= 0 and np.nanmax(bands) <= 1
+    fig = simulation_figure(table, seeds=2, top_k=2, title="bands")
+    drawn = [p.vertices[:, 1] for ax in fig.axes for c in ax.collections for p in c.get_paths()]
+    assert drawn and min(v.min() for v in drawn) >= 0 and max(v.max() for v in drawn) <= 1

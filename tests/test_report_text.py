@@ -20,13 +20,14 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from docutils.core import publish_parts
 from PIL import Image
 from workflow_project import TINY, snakemake
 
-from pnas_core.io.report_text import jinja_literal, landing_page, rst_text
+from pnas_core.io.report_text import Headline, jinja_literal, landing_page, rst_text, table_page
 
 MARKER = "MARKER"
 """The file any of the :func:`hostile` strings creates in the current folder if it is run."""
@@ -89,7 +90,8 @@ def test_landing_page_shows_hostile_values_literally(monkeypatch: pytest.MonkeyP
     strings = hostile()
     config = yaml.safe_load(TINY.read_text()) | {"data_root": strings[0], "cache_dir": strings[5]}
     metrics = {"params": 566, "epochs": 2, "train_images": 1437, "test_acc": 0.5, "test_images": 360}
-    page = landing_page(config, ["1:max3x3,1:max3x3", "# " + strings[2]], metrics | {"classes": strings}, {})
+    best = ["1:max3x3,1:max3x3", "# " + strings[2]]
+    page = landing_page(config, best, metrics | {"classes": strings}, {}, Headline(0.9, 24, 8, 0.8, 0.85))
     body = render_as_snakemake(page, config)
     text = page_text(body)
     assert not marker.exists()
@@ -100,6 +102,21 @@ def test_landing_page_shows_hostile_values_literally(monkeypatch: pytest.MonkeyP
     assert visible(strings[2]) in text.split("Best cell")[1]
     block = text.split("config/README.md):")[1]
     assert yaml.safe_load(block) == config  # the config block reads back as the config
+    answer = text.split("The search")[0]  # the answer comes before the details and the config
+    assert "test accuracy 50.00%" in answer and "validation accuracy 90.00%" in answer
+    assert "after 8 models each, PNAS's best validation accuracy is 85.00%, random search's 80.00%" in answer
+
+
+def test_table_page_escapes_every_value() -> None:
+    strings = hostile()
+    frame = pd.DataFrame({"cell": strings, "<b>val_acc</b>": np.linspace(0, 1, len(strings))})
+    page = table_page("summary.csv <i>x</i>", frame)
+    assert "<script" not in page and "<b>" not in page and "<i>" not in page
+    text = page_text(page)
+    assert "summary.csv <i>x</i>: 8 rows" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<b>val_acc</b>" in text
+    for s in strings[1:2] + strings[3:6]:  # one-line values read back as they are
+        assert s in text
 
 
 def test_figure_titles_are_not_math_markup() -> None:

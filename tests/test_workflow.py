@@ -124,7 +124,7 @@ def test_report_menu_reaches_every_figure_and_opens_on_the_run(finished: Path) -
     in_menu = [path for subcats in categories.values() for paths in subcats.values() for path in paths]
     figures = sorted(str(p.relative_to(finished)) for p in (finished / "results/tiny/figures").glob("*.png"))
     assert len(figures) == 6 and set(figures) <= set(in_menu)
-    assert "results/tiny/final/curve.png" in in_menu and "results/tiny/summary.csv" in in_menu
+    assert "results/tiny/final/curve.png" in in_menu and "results/tiny/summary.html" in in_menu
     for subcats in categories.values():
         for paths in subcats.values():
             # The menu tells the entries of a subcategory apart by their labels (else the file name):
@@ -137,7 +137,8 @@ def test_report_menu_reaches_every_figure_and_opens_on_the_run(finished: Path) -
     metrics = json.loads((finished / "results/tiny/final/metrics.json").read_text())
     best = (finished / "results/tiny/best_cell.txt").read_text().splitlines()[0]
     assert "pnas run tiny" in landing and best in landing
-    assert f"test accuracy {metrics['test_acc']:.4f}" in landing
+    assert f"test accuracy {100 * metrics['test_acc']:.2f}%" in landing.split("The search")[0]
+    assert "PNAS against random search: after 8 models each" in landing
     assert "beam_size: 3" in landing  # the config it ran with
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pnas_core.figures.style import figure_style, new_figure, save_figure
+from pnas_core.figures.style import figure_style, new_figure, percent_axis, save_figure
 
 
 def draw_curve(out: Path, curve: pd.DataFrame, title: str) -> None:
@@ -24,4 +24,5 @@ def draw_curve(out: Path, curve: pd.DataFrame, title: str) -> None:
             ax.plot(curve["epoch"], curve[column], color="#1f77b4")
             ax.set_xlabel("epoch")
             ax.set_title(label)
+        percent_axis(axes[1].yaxis)
         save_figure(fig, out, "curve", curve)

@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pnas_core.figures.inputs import ok_accuracy
-from pnas_core.figures.style import METHOD_COLORS, METHOD_LABELS, new_figure
+from pnas_core.figures.style import METHOD_COLORS, METHOD_LABELS, legend_below, new_figure, percent_axis
 from pnas_core.stats import best_so_far, top_k_mean_so_far
 
 
@@ -72,9 +72,9 @@ def efficiency_figure(table: pd.DataFrame, pnas: pd.DataFrame, top_k: int) -> Fi
         ax.set_title(title, pad=14)
         ax.set_xlabel("number of models trained")
         ax.set_ylabel("validation accuracy")
+        percent_axis(ax.yaxis)
         _label_levels(ax, bounds)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    legend_below(fig, axes[0])
     seed = f" ({int(pnas['seed'].iloc[0])})" if "seed" in pnas and len(pnas) else ""
     fig.suptitle(
         f"Search efficiency: {_settings_text(bounds)}; dotted lines: PNAS level boundaries\n"

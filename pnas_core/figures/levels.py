@@ -15,7 +15,9 @@ from pnas_core.figures.style import (
     PLOT_PREDICTORS,
     PREDICTOR_COLORS,
     PREDICTOR_LABELS,
+    legend_below,
     new_figure,
+    percent_axis,
 )
 from pnas_core.stats import spearman
 
@@ -126,6 +128,7 @@ def predictions_figure(table: pd.DataFrame, score_label: str) -> Figure:
             )
             ax.set_xlim(lo - pad, hi + pad)
             ax.set_ylim(lo - pad, hi + pad)
+            percent_axis(ax.xaxis, ax.yaxis)
             if part.empty:
                 ax.set_title(f"b={level}: no predictions")
             else:
@@ -236,8 +239,9 @@ def distribution_figure(stats: pd.DataFrame, pnas: pd.DataFrame, random: pd.Data
     ax.set_xlim(-0.6, len(bs) - 0.4)
     ax.set_xlabel("cell size (blocks)")
     ax.set_ylabel("validation accuracy")
+    percent_axis(ax.yaxis)
     ax.set_title(
         "Validation accuracy per cell size\n(box: quartiles, whiskers: min–max, ◇ mean, dots: cells)"
     )
-    ax.legend(loc="upper left")
+    legend_below(fig, ax)
     return fig

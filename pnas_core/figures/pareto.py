@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pnas_core.figures.inputs import ok_accuracy
-from pnas_core.figures.style import METHOD_COLORS, METHOD_LABELS, new_figure
+from pnas_core.figures.style import METHOD_COLORS, METHOD_LABELS, legend_below, new_figure, percent_axis
 
 SIZE_LABELS = {"params": "parameters", "mult_adds": "multiply-adds"}
 
@@ -118,6 +118,7 @@ def pareto_figure(table: pd.DataFrame, size: str, limit: int | None = None) -> F
     ax.set_xscale("log")
     ax.set_xlabel(f"{SIZE_LABELS[size]} of the search-time network (log scale)")
     ax.set_ylabel("validation accuracy")
+    percent_axis(ax.yaxis)
     ax.set_title(f"Validation accuracy vs. {SIZE_LABELS[size]}: every cell trained with status ok")
-    ax.legend(loc="upper left")
+    legend_below(fig, ax, max_cols=2)
     return fig

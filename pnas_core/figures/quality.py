@@ -7,7 +7,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pnas_core.errors import PnasError
-from pnas_core.figures.style import PLOT_PREDICTORS, PREDICTOR_COLORS, PREDICTOR_LABELS, new_figure
+from pnas_core.figures.style import (
+    PLOT_PREDICTORS,
+    PREDICTOR_COLORS,
+    PREDICTOR_LABELS,
+    legend_below,
+    new_figure,
+)
 
 SPLIT_ORDER = ("train", "heldout", "next")
 SPLIT_TITLES = {
@@ -82,8 +88,7 @@ def quality_figure(table: pd.DataFrame) -> Figure:
         ax.axhline(0.0, color="black", linewidth=0.6)
     axes[0].set_ylabel("Spearman rank correlation ρ")
     axes[0].set_ylim(min(-0.1, float((table["rho_mean"] - table["rho_std"]).min()) - 0.05), 1.0)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    legend_below(fig, axes[0], max_cols=len(PLOT_PREDICTORS))
     return fig
 
 

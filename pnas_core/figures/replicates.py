@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pnas_core.figures.simulation import plot_bands
-from pnas_core.figures.style import new_figure
+from pnas_core.figures.style import legend_below, new_figure, percent_axis
 
 ZOOM_FROM = 0.1
 """The y axis shows the curves from this share of the x range on: the first models' accuracies and
@@ -37,9 +37,9 @@ def replicates_figure(by_models: pd.DataFrame, by_compute: pd.DataFrame, seeds: 
             ax.set_title(title)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("validation accuracy")
+            percent_axis(ax.yaxis)
             _zoom(ax, curves, x, col)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
+    legend_below(fig, axes[0][0])
     fig.suptitle(
         f"Replicated searches: mean over {seeds} seeds, bands: 95% interval of the mean\n"
         "compute: mult-adds per image × images × epochs; a curve ends with the strategy's cheapest seed"

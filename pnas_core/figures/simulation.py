@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from pnas_core.figures.style import PREDICTOR_COLORS, new_figure
+from pnas_core.figures.style import PREDICTOR_COLORS, legend_below, new_figure, percent_axis
 
 RANDOM_STYLE = {"color": "#8c564b", "linestyle": "--"}
 FALLBACK_COLORS = (
@@ -64,8 +64,8 @@ def simulation_figure(
         ax.set_title(label)
         ax.set_xlabel("number of models trained")
         ax.set_ylabel("validation accuracy")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels) if len(labels) <= 5 else 3)
+        percent_axis(ax.yaxis)
+    legend_below(fig, axes[0], max_cols=5 if len(curves["strategy"].unique()) <= 5 else 3)
     levels = "; dotted: PNAS level boundaries" if level_starts else ""
     fig.suptitle(f"{title}: mean over {seeds} seeds, bands: 95% interval of the mean{levels}")
     return fig

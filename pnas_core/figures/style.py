@@ -13,8 +13,11 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from pnas_core import __version__
 from pnas_core.io.atomic import atomic_path
@@ -85,6 +88,19 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def percent_axis(*axes: Axis) -> None:
+    """Show accuracy axes (fractions) in percent: 0.93 as 93%."""
+    for axis in axes:
+        axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+
+
+def legend_below(fig: Figure, ax: Axes, max_cols: int = 5) -> None:
+    """The legend of ``ax``'s lines under the figure's axes, outside the data (constrained layout
+    makes room for it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), max_cols)))
 
 
 def figure_paths(out_dir: str | Path, stem: str) -> list[Path]:

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.stats import wilcoxon
 
 from pnas_core.errors import PnasError
-from pnas_core.stats import best_so_far, t_interval, top_k_mean_so_far
+from pnas_core.stats import ACCURACY_RANGE, best_so_far, t_interval, top_k_mean_so_far
 from pnas_core.training.splits import split_sizes
 
 TOP_K = 5
@@ -110,7 +110,7 @@ def curves(accuracy: dict[str, np.ndarray], top_k: int = TOP_K) -> pd.DataFrame:
     frames = []
     for name, acc in accuracy.items():
         best, topk = _so_far(acc, top_k)
-        (bm, bl, bh), (tm, tl, th) = t_interval(best), t_interval(topk)
+        (bm, bl, bh), (tm, tl, th) = t_interval(best, ACCURACY_RANGE), t_interval(topk, ACCURACY_RANGE)
         frames.append(
             pd.DataFrame(
                 {
@@ -151,7 +151,7 @@ def compute_curves(runs: Runs, top_k: int = TOP_K, points: int = GRID_POINTS) ->
             for i, limit in enumerate(x):
                 masked = _within(runs.accuracy[name], cumulative, np.full(len(runs.seeds), limit))
                 values[:, i] = _read(masked, fn, top_k)
-            mean, lo, hi = t_interval(values)
+            mean, lo, hi = t_interval(values, ACCURACY_RANGE)
             columns |= {f"{col}_mean": mean, f"{col}_lo": lo, f"{col}_hi": hi}
         frames.append(pd.DataFrame({"strategy": name, "compute": x, **columns}))
     return pd.concat(frames, ignore_index=True)
@@ -190,6 +190,8 @@ def final_readings(runs: Runs, top_k: int = TOP_K) -> dict[str, dict[str, np.nda
 
 
 READINGS = ("best", "topk", "best_ec", "topk_ec", "models_ec", "cost", "seconds")
+ACCURACY_READINGS = ("best", "topk", "best_ec", "topk_ec")
+"""The readings that are accuracies (their intervals clipped to [0, 1])."""
 
 
 def strategy_summary(runs: Runs, top_k: int = TOP_K) -> pd.DataFrame:
@@ -200,7 +202,8 @@ def strategy_summary(runs: Runs, top_k: int = TOP_K) -> pd.DataFrame:
     for name in runs.strategies:
         row: dict[str, object] = {"strategy": name, "models": runs.accuracy[name].shape[1]}
         for key in READINGS:
-            mean, lo, hi = t_interval(np.asarray(readings[name][key], np.float64)[:, None])
+            clip = ACCURACY_RANGE if key in ACCURACY_READINGS else None
+            mean, lo, hi = t_interval(np.asarray(readings[name][key], np.float64)[:, None], clip)
             row |= {f"{key}_mean": float(mean[0]), f"{key}_lo": float(lo[0]), f"{key}_hi": float(hi[0])}
         rows.append(row)
     return pd.DataFrame(rows)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from pnas_core.errors import PnasError
 from pnas_core.io.atomic import atomic_path, write_text
+from pnas_core.io.report_text import Headline
 from pnas_core.io.tables import read_frame
 from pnas_core.search.selection import Selection
 
@@ -83,6 +84,25 @@ def best_row(summary: pd.DataFrame) -> pd.Series:
     if ok.empty:
         raise PnasError("no candidate trained successfully: every status is 'diverged' or 'failed'")
     return ok.sort_values(["val_acc", "params", "cell"], ascending=[False, True, True], kind="stable").iloc[0]
+
+
+def headline(summary: pd.DataFrame, random: pd.DataFrame | None = None) -> Headline:
+    """The landing page's numbers from the summary and, where random search ran, its records (both
+    with ``models_trained``): the best cell's validation accuracy, the models PNAS trained, and each
+    method's best validation accuracy (status ok) within the random search's number of models."""
+    best = best_row(summary)
+    if random is None:
+        return Headline(float(best["val_acc"]), len(summary))
+    n = len(random)
+    early = summary[(summary["models_trained"] <= n) & (summary["status"] == "ok")]
+    ok = random[random["status"] == "ok"]
+    return Headline(
+        float(best["val_acc"]),
+        len(summary),
+        random_models=n,
+        random_best=float(ok["val_acc"].max()) if len(ok) else float("nan"),
+        pnas_best_at_random=float(early["val_acc"].max()) if len(early) else float("nan"),
+    )
 
 
 def write_summary(

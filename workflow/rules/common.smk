@@ -140,7 +140,7 @@ def tracking_outputs():
 
 
 def search_outputs():
-    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/best_cell.txt"]
+    return [f"{RESULTS}/summary.parquet", f"{RESULTS}/summary.csv", f"{RESULTS}/summary.html", f"{RESULTS}/best_cell.txt"]
 
 
 def figure_files():
