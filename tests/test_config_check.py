@@ -26,6 +26,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from pnas_core.cli import build_parser
 from pnas_core.cli.settings_schema import FILLED_BY_WORKFLOW
 from pnas_core.errors import PnasError
 from pnas_core.search.early_stop import EarlyStop
-from pnas_core.search.selection import SELECTION_KEYS, Selection
+from pnas_core.search.selection import SELECTION_KEYS, Selection, load_selection
 from pnas_core.search.strategies import parse_strategy
 from pnas_core.space.cells import Space
 from pnas_core.surrogate import SurrogateSettings
@@ -134,6 +135,14 @@ def selection_file(search: dict) -> dict:
     return as_written({key: search[key] for key in SELECTION_KEYS.values()})
 
 
+def read_selection_file(search: dict) -> Selection:
+    """What pnas select and pnas replicate read from settings/selection.json (load_selection)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "selection.json"
+        path.write_text(json.dumps(selection_file(search)))
+        return load_selection(path)
+
+
 def pnas_text(search: dict) -> str:
     """The configured search as a ``pnas replicate --strategy`` text (rules/common.smk, pnas_strategy_text);
     its selection comes from settings/selection.json."""
@@ -161,12 +170,21 @@ def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
     shards = ["--num-shards", str(search["train_shards"]), *cache]
     threads = ["--threads", str(cfg["train_threads"] * workers), "--workers", str(workers)]
     want = {"num_shards": search["train_shards"], "workers": workers, "cache_dir": cfg["cache_dir"]}
-    yield [*train_argv, *shards, *threads, "--out", "o"], want
+    progress = [
+        "--stage",
+        "level1",
+        "--progress-fd",
+        "3",
+    ]  # the stage's line to the terminal (rules/train.smk)
+    yield [*train_argv, *shards, *threads, "--out", "o", *progress], want
     if early is not None:
         rungs = [*early["rungs"], epochs]
         for j, r in enumerate(rungs):
             resume = ["--resume-from", str(rungs[j - 1])] if j else []
-            yield [*train_argv, *shards, *threads, "--stop-at", str(r), *resume, "--out", "o"], want
+            yield (
+                [*train_argv, *shards, *threads, "--stop-at", str(r), *resume, "--out", "o", *progress],
+                want,
+            )
         yield (
             ["promote", "--candidates", "c", "--records", "r", "--keep", str(early["keep"]), "--out", "o"],
             {"keep": early["keep"]},
@@ -246,7 +264,7 @@ def commands(cfg: dict) -> Iterator[tuple[list[str], dict[str, Any]]]:
         ("evolution", evolution),
         ("local", "local"),
     ]:
-        selection = Selection.from_mapping(selection_file(search)) if name == "pnas" else None
+        selection = read_selection_file(search) if name == "pnas" else None
         strategy = parse_strategy(text, selection)  # pnas replicate reads its strategy text first
         if name == "evolution":
             for key in ("population", "sample"):
@@ -353,7 +371,7 @@ def job_refusal(config: dict) -> str | None:
             parse(argv, wanted)
         search = cfg["search"]
         Space.from_names(search["ops"])  # every job that reads --ops
-        Selection.from_mapping(selection_file(search))  # pnas select (load_selection)
+        read_selection_file(search)  # pnas select
         if search["select_by"] not in [*search["predictors"], "mean", "ucb"]:
             raise PnasError("pnas select: the scored table has no column of that predictor")
         if len(set(search["predictors"])) != len(search["predictors"]):
@@ -366,7 +384,8 @@ def job_refusal(config: dict) -> str | None:
             early.budgets(
                 TrainSettings.from_dict(as_written(cfg["train"])).epochs, cfg["train"].get("eval_every", 1)
             )
-        for key in (cfg["random_search"]["enabled"], cfg["quality"]["enabled"], search["pareto"]):
+        tracking = [cfg["tracking"][key] for key in ("mlflow", "tensorboard")]  # common.smk's TRACK_FLAGS
+        for key in (cfg["random_search"]["enabled"], cfg["quality"]["enabled"], search["pareto"], *tracking):
             assert isinstance(key, bool), "the Snakefile reads it as a condition"
         for key in ("data_root", "cache_dir"):
             if cfg[key] is not None and path_refused(cfg[key]):
@@ -559,7 +578,10 @@ def printed_commands(root: Path, config: dict) -> list[list[str]]:
     )
     lines = [line.removeprefix("Shell command: ") for line in proc.stdout.splitlines()]
     commands = [re.split(" 2?> ", line)[0] for line in lines if line.startswith("pnas ")]
-    return [shlex.split(command) for command in commands]
+    redirection = re.compile(r"\d>&\d")  # train's `3>&2`: bash's, not an argument
+    return [
+        [word for word in shlex.split(command) if not redirection.fullmatch(word)] for command in commands
+    ]
 
 
 PLACEHOLDERS = {"o", "c", "s", "r", "p", "d"}
@@ -567,10 +589,10 @@ PLACEHOLDERS = {"o", "c", "s", "r", "p", "d"}
 
 
 def normalised(argv: list[str]) -> tuple[str, ...]:
-    """A command line without its paths and shard index: what the config decides."""
+    """A command line without its paths, shard index and stage name: what the config decides."""
     words, skip = [], False
     for word in argv:
-        if skip or word == "--shard":
+        if skip or word in ("--shard", "--stage"):
             skip = not skip
             continue
         if not word.startswith("results/") and word not in PLACEHOLDERS:

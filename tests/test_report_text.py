@@ -167,7 +167,8 @@ def test_report_and_shell_take_hostile_strings_literally(finished: Path, tmp_pat
                 (root / word).parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["bash", "-c", shim + command], cwd=root, env=env, check=True)
         argv = argv_file.read_text().split("\0")[:-1]
-        assert argv == shlex.split(command.split(" > ")[0])[1:]
+        words = shlex.split(command.split(" > ")[0])[1:]
+        assert argv == [word for word in words if not re.fullmatch(r"\d>&\d", word)]  # train's 3>&2 is bash's
         if "--cache-dir" in command:
             assert f"--cache-dir={cache}" in argv
     assert not marker.exists()

@@ -204,9 +204,11 @@ def test_summary_and_figure_show_the_budget_and_the_front(tmp_path) -> None:
     assert budget(summary, "params") == limit and budget(summary, "mult_adds") is None
     figure_table = pareto_table(summary, None, "params")
     assert (figure_table["predicted_front"] == 0).sum() == on_first
-    ax = pareto_figure(figure_table, "params", limit).axes[0]
+    fig = pareto_figure(figure_table, "params", limit)
+    ax = fig.axes[0]
     assert [tuple(line.get_xdata()) for line in ax.lines if line.get_linestyle() == "--"] == [(limit, limit)]
-    assert any(f"budget: max_params {limit:,}" in t.get_text() for t in ax.get_legend().get_texts())
+    legend = fig.legends[0]  # under the axes, outside the data
+    assert any(f"budget: max_params {limit:,}" in t.get_text() for t in legend.get_texts())
 
 
 def test_selection_from_the_config_or_a_candidates_row() -> None:

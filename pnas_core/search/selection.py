@@ -159,6 +159,13 @@ def load_selection(path: str | os.PathLike[str]) -> Selection:
             f"selection settings file {path}: unknown key(s) {', '.join(map(repr, unknown[:5]))} "
             f"(known: {', '.join(SELECTION_KEYS.values())})"
         )
+    null = [
+        key
+        for key in SELECTION_KEYS.values()
+        if key in data and data[key] is None and key not in COST_BUDGETS
+    ]
+    if null:  # as the config schema: only a cost budget may be null (no budget)
+        raise PnasError(f"selection settings file {path}: {null[0]} must not be null")
     try:
         return Selection.from_mapping(data)
     except PnasError as exc:
