@@ -1,9 +1,13 @@
 """The bounds every number and file a user hands over must keep, defined once: the settings checks
 (:mod:`pnas_core.io.settings_io` and the settings dataclasses), the command line's argument types
 (:mod:`pnas_core.cli.arg_types`) and the workflow's config schemas (a test checks them) all read them
-here. Standard library only, so ``pnas --help`` stays fast."""
+here, and the workflow's config check at parse time. Standard library only, so ``pnas --help`` and the
+workflow's parse stay fast."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 MAX_COUNT = 10**6
 """Largest count a key or option takes (cells, epochs, repeats, batch size): more than any experiment uses."""
@@ -56,3 +60,27 @@ MAX_YAML_DEPTH = 20
 
 MAX_MESSAGE = 500
 """Longest error message shown: longer ones are cut, so an error stays one readable line."""
+
+
+def size_problem(data: Any) -> str | None:
+    """What ``data`` (loaded YAML or JSON) holds beyond :data:`MAX_YAML_VALUES` values,
+    :data:`MAX_YAML_DEPTH` levels or :data:`MAX_TEXT_FILE_BYTES` characters of text ("more than 10,000
+    values"), else None. An alias counts as often as it is used, and the walk stops after that many
+    steps: a YAML alias bomb (a few hundred bytes that expand to billions of values) is refused before
+    anything walks it whole. Settings files and the workflow's config share this one rule."""
+    count, chars, todo = 0, 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        count += 1
+        chars += len(value) if isinstance(value, str) else 0
+        if count > MAX_YAML_VALUES:
+            return f"more than {MAX_YAML_VALUES:,} values"
+        if depth > MAX_YAML_DEPTH:
+            return "nested too deeply"
+        if chars > MAX_TEXT_FILE_BYTES:
+            return f"more than {MAX_TEXT_FILE_BYTES:,} characters of text"
+        if isinstance(value, Mapping):
+            todo += [(v, depth + 1) for v in (*value.keys(), *value.values())]
+        elif isinstance(value, list | tuple):
+            todo += [(v, depth + 1) for v in value]
+    return None

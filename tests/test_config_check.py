@@ -506,7 +506,7 @@ def test_the_dry_run_refuses_exactly_what_a_job_would(base: dict, changes: list)
 
 def test_the_check_imports_nothing_heavy() -> None:
     """The workflow imports the check at parse time (every SLURM job re-parses it): no torch, numpy or
-    pandas, and of pnas_core only its standard-library rules (pnas_core.rungs)."""
+    pandas, and of pnas_core only its standard-library rules (pnas_core.limits, pnas_core.rungs)."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import config_check; "
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -514,7 +514,7 @@ def test_the_check_imports_nothing_heavy() -> None:
     )
     scripts = str(REPO / "workflow" / "scripts")
     loaded = subprocess.run([sys.executable, "-c", code, scripts], capture_output=True, text=True, check=True)
-    assert loaded.stdout.split() == ["pnas_core", "pnas_core.rungs"]
+    assert loaded.stdout.split() == ["pnas_core", "pnas_core.limits", "pnas_core.rungs"]
 
 
 def test_the_shipped_configs_pass_both() -> None:
@@ -548,22 +548,11 @@ def test_bad_values_are_refused_naming_the_key(key: tuple[str, ...], value: Any,
 
 
 def test_bounds_of_every_key() -> None:
-    # Every integer key has an upper bound, and the dry run's limits are pnas_core.limits'.
+    # Every integer key has an upper bound.
     for key, prop in KEYS.items():
         types = prop.get("type", [])
         if "integer" in types or (prop.get("items", {}).get("type") == "integer"):
             assert "maximum" in prop or "maximum" in prop.get("items", {}), key
-    assert (
-        config_check.MAX_FILE_BYTES,
-        config_check.MAX_VALUES,
-        config_check.MAX_DEPTH,
-        config_check.MAX_MESSAGE,
-    ) == (
-        limits.MAX_TEXT_FILE_BYTES,
-        limits.MAX_YAML_VALUES,
-        limits.MAX_YAML_DEPTH,
-        limits.MAX_MESSAGE,
-    )
     assert {s: tuple(keys) for s, keys in config_check.FILLED_FROM_TOP.items()} == FILLED_BY_WORKFLOW
     assert TOP["properties"]["seed"]["maximum"] == limits.MAX_SEED
     assert TOP["properties"]["benchmark"]["properties"]["seeds"]["items"]["maximum"] == limits.MAX_SEED

@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it.
+"""Atomic writes of files and folders: write to a temporary one beside the target, then rename it.
 
 A crashed job therefore leaves either the old file or none, never a half-written file that a
 rerun would trust. A write that fails because the disk is full (whatever the writing library makes
@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +49,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise full from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path``.
+
+    On an exception the temporary folder is removed and ``path`` is untouched. An existing ``path``
+    is moved aside before the rename and deleted after, so readers see the old or the new folder.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / "x")
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old)
+    except Exception as exc:
+        full = disk_full_error(exc, target)
+        if full is None:
+            raise
+        raise full from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def disk_full_error(exc: BaseException, target: Path) -> PnasError | None:

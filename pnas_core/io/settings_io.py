@@ -24,8 +24,7 @@ from pnas_core.limits import (
     MAX_IMAGE_SIZE,
     MAX_SEED,
     MAX_TEXT_FILE_BYTES,
-    MAX_YAML_DEPTH,
-    MAX_YAML_VALUES,
+    size_problem,
 )
 
 T = TypeVar("T")
@@ -192,28 +191,11 @@ def from_mapping(cls: type[T], data: Any, what: str) -> T:
 
 
 def check_size(data: Any, what: str) -> None:
-    """Raise unless ``data`` (loaded YAML or JSON) holds at most :data:`MAX_YAML_VALUES` values nested
-    at most :data:`MAX_YAML_DEPTH` deep and :data:`MAX_TEXT_FILE_BYTES` characters of text, counting
-    an alias as often as it is used: a YAML alias bomb (a few hundred bytes that expand to billions of
-    values) is refused after that many steps, before anything walks it whole."""
-    count, chars, todo = 0, 0, [(data, 1)]
-    while todo:
-        value, depth = todo.pop()
-        count += 1
-        chars += len(value) if isinstance(value, str) else 0
-        if count > MAX_YAML_VALUES or depth > MAX_YAML_DEPTH or chars > MAX_TEXT_FILE_BYTES:
-            limit = (
-                f"more than {MAX_YAML_VALUES:,} values"
-                if count > MAX_YAML_VALUES
-                else "nested too deeply"
-                if depth > MAX_YAML_DEPTH
-                else f"more than {MAX_TEXT_FILE_BYTES:,} characters of text"
-            )
-            raise PnasError(f"{what} holds {limit} (YAML aliases?); a settings file holds a few dozen keys")
-        if isinstance(value, Mapping):
-            todo += [(v, depth + 1) for v in (*value.keys(), *value.values())]
-        elif isinstance(value, list | tuple):
-            todo += [(v, depth + 1) for v in value]
+    """Raise unless ``data`` (loaded YAML or JSON) keeps the size bounds of
+    :func:`pnas_core.limits.size_problem` (a YAML alias bomb is refused in bounded time)."""
+    problem = size_problem(data)
+    if problem is not None:
+        raise PnasError(f"{what} holds {problem} (YAML aliases?); a settings file holds a few dozen keys")
 
 
 def read_mapping(path: str | os.PathLike[str], what: str) -> Any:

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import abc
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pnas_core.errors import PnasError
-from pnas_core.io.atomic import current_umask, disk_full_error, write_json
+from pnas_core.io.atomic import atomic_dir, write_json
 from pnas_core.io.text_io import read_json
 from pnas_core.space.cells import TOKEN_DTYPE, Cell, insert_blocks, parse
 from pnas_core.surrogate.jobs import Jobs, one_job
@@ -240,32 +237,3 @@ def make_predictor(name: str, settings: SurrogateSettings | None = None) -> Pred
     if name not in PREDICTORS:
         raise PnasError(f"unknown predictor {name!r} (known: {', '.join(PREDICTORS)})")
     return PREDICTORS[name](settings)
-
-
-@contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path``.
-
-    On an exception the temporary folder is removed and ``path`` is untouched. An existing ``path``
-    is moved aside before the rename and deleted after, so readers see the old or the new folder.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "x")
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
-    except Exception as exc:
-        full = disk_full_error(exc, target)
-        if full is None:
-            raise
-        raise full from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

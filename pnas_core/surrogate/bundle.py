@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from pnas_core.errors import PnasError
-from pnas_core.io.atomic import write_json
+from pnas_core.io.atomic import atomic_dir, write_json
 from pnas_core.io.text_io import read_json
-from pnas_core.surrogate.base import PREDICTORS, Predictor, atomic_dir, make_predictor
+from pnas_core.surrogate.base import PREDICTORS, Predictor, make_predictor
 from pnas_core.surrogate.jobs import run_jobs
 from pnas_core.surrogate.settings import SurrogateSettings
 

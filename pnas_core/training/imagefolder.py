@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,7 @@ from PIL import Image
 
 from pnas_core.devices import resolve_threads
 from pnas_core.errors import PnasError
-from pnas_core.io.atomic import FULL_DISK_ERRNOS, disk_full_error
+from pnas_core.io.atomic import FULL_DISK_ERRNOS, atomic_dir
 from pnas_core.locks import locked
 from pnas_core.training.splits import fingerprint_arrays, stratified_split
 
@@ -240,17 +238,8 @@ def _build(
         shape = _decode(first_path, image_size).shape
     except Exception as exc:
         raise PnasError(f"imagefolder dataset: cannot read image {first_path}: {exc}") from exc
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-    try:
+    with atomic_dir(entry) as tmp:
         _write_entry(tmp, parts, classes, shape, image_size, threads)
-        os.replace(tmp, entry)
-    except Exception as exc:
-        full = disk_full_error(exc, entry)
-        if full is None:
-            raise
-        raise full from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_entry(

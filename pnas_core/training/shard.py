@@ -118,12 +118,12 @@ def train_shard(
         initializer=_start_worker,
         initargs=(settings.to_dict(), str(cache.root), per_worker, stop),
     )
-    with _stop_workers_on_exit(pool):
+    with _stop_workers_on_exit(pool), _signals_as_flag() as interrupted:
         with _ignoring_ctrl_c():  # the workers start ignoring it: this process stops them
             futures = {pool.submit(_train_in_worker, text): k for k, text in enumerate(cells)}
         pending = set(futures)
         while pending:
-            # a timeout, so that a signal (Ctrl-C, SIGTERM) reaches this thread within a second
+            # a timeout, so that a signal (Ctrl-C, SIGTERM) is seen within a second
             done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=futures.__getitem__):
                 k = futures[future]
@@ -131,6 +131,8 @@ def train_shard(
                 records[k] = record
                 if on_result is not None:
                     on_result(k, cells[k], record, how, messages)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
     return [r for r in records if r is not None]
 
 
@@ -148,14 +150,34 @@ def _ignoring_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C (the terminal's whole process group) and a scheduler's stop (the job alone)."""
+
+
+@contextlib.contextmanager
+def _signals_as_flag() -> Iterator[threading.Event]:
+    """While the body runs, SIGINT and SIGTERM set the yielded flag instead of raising
+    KeyboardInterrupt wherever this thread happens to be: raised inside ``concurrent.futures.wait``,
+    it can leave a future's lock held, and the executor's exit hook then waits forever. Outside the
+    main thread no handler can be set; the flag stays clear there."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {number: signal.signal(number, lambda *_: flag.set()) for number in _STOP_SIGNALS}
+    try:
+        yield flag
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 @contextlib.contextmanager
 def _stop_workers_on_exit(pool: ProcessPoolExecutor) -> Iterator[None]:
-    """Run the body, then shut ``pool`` down; on Ctrl-C, SIGTERM (turned into KeyboardInterrupt here)
-    or an error, cancel the queued candidates and end the workers at once, instead of waiting for
-    every queued candidate to train (what leaving the executor's ``with`` block does). A killed
-    worker loses only its candidate in training: cache entries are written atomically."""
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main else None
+    """Run the body, then shut ``pool`` down; on an interrupt or an error, cancel the queued
+    candidates and end the workers at once, instead of waiting for every queued candidate to train
+    (what leaving the executor's ``with`` block does). A killed worker loses only its candidate in
+    training: cache entries are written atomically."""
     try:
         yield
     except BaseException:
@@ -163,12 +185,11 @@ def _stop_workers_on_exit(pool: ProcessPoolExecutor) -> Iterator[None]:
         pool.shutdown(wait=False, cancel_futures=True)
         for process in workers:
             process.terminate()
+        for process in workers:
+            process.join(timeout=30)
         raise
     else:
         pool.shutdown()
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
 
 
 _WORKER: dict[str, Any] = {}

@@ -5,8 +5,8 @@
 # files and the config itself are size-checked first, so an oversized or alias-bomb config is refused
 # at once. An image folder's class folders are listed too: one without images is named before any job
 # (scripts/image_folder_check.py). Parse time stays cheap: plain JSON/YAML schemas, directory
-# listings, no torch import, and of pnas_core only pnas_core.rungs (early stopping's rules, standard
-# library only; the library checks rungs with the same function).
+# listings, no torch import, and of pnas_core only pnas_core.limits and pnas_core.rungs (the bounds and
+# early stopping's rules, standard library only; the library checks with the same functions).
 import sys
 from pathlib import Path
 

@@ -9,10 +9,11 @@ its layout inside ``data_root`` is checked by pnas_core.training.data in the fir
 strict (YAML's ``1.0`` is a float, and the jobs refuse it), and the config files and the config are
 size-checked within a bounded number of steps before anything formats or validates them, so a YAML
 alias bomb is refused at once. tests/test_config_check.py checks that this refuses exactly what the
-jobs refuse. Standard library, PyYAML, jsonschema and the library's one standard-library module of
-rules it shares with the workflow (:mod:`pnas_core.rungs`, early stopping's rungs) only: no other
-pnas_core module, no torch, numpy or pandas, so the workflow's parse time stays cheap (a test imports
-this file in a fresh interpreter and checks).
+jobs refuse. Standard library, PyYAML, jsonschema and the library's two standard-library modules of
+rules it shares with the workflow (:mod:`pnas_core.limits`, the bounds and the size check of a
+loaded file; :mod:`pnas_core.rungs`, early stopping's rungs) only: no other pnas_core module, no
+torch, numpy or pandas, so the workflow's parse time stays cheap (a test imports this file in a fresh
+interpreter and checks).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 from jsonschema import validators
 
+from pnas_core.limits import MAX_MESSAGE, MAX_TEXT_FILE_BYTES, size_problem
 from pnas_core.rungs import rungs_problem
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
@@ -42,12 +44,6 @@ FILLED_FROM_TOP = {
 }
 """Settings fields the workflow fills in from other keys (pnas_core.cli.settings_schema.FILLED_BY_WORKFLOW)."""
 NEEDS_DATA_ROOT = ("cifar10", "imagefolder")
-
-# The bounds of pnas_core.limits (a test checks they are the same numbers):
-MAX_FILE_BYTES = 1 << 20
-MAX_VALUES = 10_000
-MAX_DEPTH = 20
-MAX_MESSAGE = 500
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 80
@@ -72,37 +68,21 @@ def shown(value: Any) -> str:
 
 
 def check_files(paths: Iterable[str | os.PathLike[str]]) -> None:
-    """Refuse a config file larger than :data:`MAX_FILE_BYTES` (a config is a few kilobytes)."""
+    """Refuse a config file larger than :data:`MAX_TEXT_FILE_BYTES` (a config is a few kilobytes)."""
     for path in paths:
         size = os.stat(path).st_size if os.path.isfile(path) else 0
-        if size > MAX_FILE_BYTES:
-            raise ConfigError(f"config file {path} is {size:,} bytes; a config is at most {MAX_FILE_BYTES:,}")
+        if size > MAX_TEXT_FILE_BYTES:
+            raise ConfigError(
+                f"config file {path} is {size:,} bytes; a config is at most {MAX_TEXT_FILE_BYTES:,}"
+            )
 
 
 def check_size(config: Any) -> None:
-    """Refuse a config of more than :data:`MAX_VALUES` values, :data:`MAX_DEPTH` levels or
-    :data:`MAX_FILE_BYTES` characters of text, counting a YAML alias as often as it is used, after at
-    most that many steps."""
-    count, chars, todo = 0, 0, [(config, 1)]
-    while todo:
-        value, depth = todo.pop()
-        count += 1
-        chars += len(value) if isinstance(value, str) else 0
-        if count > MAX_VALUES or depth > MAX_DEPTH or chars > MAX_FILE_BYTES:
-            limit = (
-                f"more than {MAX_VALUES:,} values"
-                if count > MAX_VALUES
-                else "nested too deeply"
-                if depth > MAX_DEPTH
-                else f"more than {MAX_FILE_BYTES:,} characters of text"
-            )
-            raise ConfigError(
-                f"the config holds {limit} (YAML aliases?); a config holds a few hundred values"
-            )
-        if isinstance(value, Mapping):
-            todo += [(v, depth + 1) for v in (*value.keys(), *value.values())]
-        elif isinstance(value, list | tuple):
-            todo += [(v, depth + 1) for v in value]
+    """Refuse a config beyond the size bounds of :func:`pnas_core.limits.size_problem`, after a bounded
+    number of steps (a YAML alias counts as often as it is used)."""
+    problem = size_problem(config)
+    if problem is not None:
+        raise ConfigError(f"the config holds {problem} (YAML aliases?); a config holds a few hundred values")
 
 
 def _is_integer(checker: Any, instance: Any) -> bool:
