@@ -38,15 +38,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
-    except Exception as exc:
-        full = disk_full_error(exc, target)
-        if full is None:
-            raise
-        raise full from exc
+        with naming_a_full_disk(target):
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -63,21 +59,30 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the mode a plain mkdir would
     try:
-        yield tmp
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "x")
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
+        with naming_a_full_disk(target):
+            yield tmp
+            old = None
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                os.replace(target, old / "x")
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def naming_a_full_disk(target: Path) -> Iterator[None]:
+    """Re-raise an error of the body that a full file system caused as :func:`disk_full_error`'s
+    one line naming ``target``; any other error as it is."""
+    try:
+        yield
     except Exception as exc:
         full = disk_full_error(exc, target)
         if full is None:
             raise
         raise full from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def disk_full_error(exc: BaseException, target: Path) -> PnasError | None:
