@@ -5,6 +5,7 @@ handed out first; each module starts with the same torch threads, whatever the m
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,16 +53,35 @@ def _shared_fixtures(item: pytest.Item) -> set[str]:
     return groups
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Under ``--dist loadgroup``, the tests sharing a fixture go to one worker together, so it runs once."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        for group in sorted(_shared_fixtures(item)):
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist, the slow tests first (with ``--no-loadscope-reorder`` the workers take the tests in
-    this order), so that no worker is left with a long one at the end."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Under xdist: before the other hooks (xdist's ``--dist loadgroup`` names each test's group
+    there), group the tests sharing a fixture; after them (with ``--no-loadscope-reorder`` the workers
+    take the tests in this order), the slow tests first, so that no worker is left with a long one at
+    the end."""
+    under_xdist = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    if under_xdist:
+        _group_by_shared_fixtures(items)
+    yield
+    if under_xdist:
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _group_by_shared_fixtures(items: list[pytest.Item]) -> None:
+    """One xdist group per connected set of shared fixtures, so that each runs once, on one worker
+    (xdist names a test in two groups by both joined, a third group another worker may take)."""
+    parent: dict[str, str] = {}
+
+    def root(group: str) -> str:
+        while parent.setdefault(group, group) != group:
+            group = parent[group]
+        return group
+
+    groups = {item.nodeid: sorted(_shared_fixtures(item)) for item in items}
+    for names in groups.values():
+        for name in names[1:]:
+            a, b = root(names[0]), root(name)
+            parent[max(a, b)] = min(a, b)
+    for item in items:
+        if groups[item.nodeid]:
+            item.add_marker(pytest.mark.xdist_group(root(groups[item.nodeid][0])))
