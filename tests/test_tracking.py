@@ -14,6 +14,7 @@ import pytest
 from pnas_core.cli import main
 from pnas_core.cli.track_cmds import require_backend
 from pnas_core.errors import PnasError
+from pnas_core.results import load
 
 
 def check_tracking(out: Path) -> None:
@@ -25,11 +26,13 @@ def check_tracking(out: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'tracking' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(out.name)  # the run's name
     runs = client.search_runs([experiment.experiment_id], max_results=10000)
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    tops = {r.info.run_name: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    assert sorted(tops) == ["random_search", "search"]
+    parent = tops["search"]
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     candidates = [r for r in nested if r.info.run_name != "final"]
     (final,) = [r for r in nested if r.info.run_name == "final"]
-    assert len(runs) == len(summary) + 2 and len(candidates) == len(summary)
+    assert len(candidates) == len(summary)
     assert parent.data.metrics["best_val_acc"] == summary["val_acc"].max()
     assert parent.data.params["best_cell"] == (out / "best_cell.txt").read_text().splitlines()[0]
     by_order = {int(r.data.params["models_trained"]): r for r in candidates}
@@ -40,6 +43,15 @@ def check_tracking(out: Path) -> None:
         assert run.data.params["train.epochs"] == str(row.epochs)
         history = client.get_metric_history(run.info.run_id, "val_curve")
         assert [(m.step, m.value) for m in history] == list(zip(row.curve_epochs, row.val_curve, strict=True))
+    # the random-search baseline: its own parent run, a nested run per model, in sample order
+    baseline = load(out).baselines["random_search"]
+    models = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == tops["random_search"].info.run_id]
+    assert len(runs) == len(summary) + 2 + len(baseline) + 1 and len(models) == len(baseline)
+    assert tops["random_search"].data.metrics["best_val_acc"] == baseline["val_acc"].max()
+    by_order = {int(r.data.params["models_trained"]): r for r in models}
+    for row in baseline.itertuples():
+        assert by_order[row.models_trained].data.params["cell"] == row.cell
+        assert by_order[row.models_trained].data.metrics["val_acc"] == row.val_acc
     metrics = json.loads((out / "final" / "metrics.json").read_text())
     assert final.data.metrics["test_acc"] == metrics["test_acc"]
     curve = pd.read_parquet(out / "final" / "curve.parquet")
@@ -54,6 +66,11 @@ def check_tracking(out: Path) -> None:
     acc = search.Scalars("search/val_acc")
     assert [e.step for e in acc] == summary["models_trained"].tolist()
     assert [e.value for e in acc] == pytest.approx(summary["val_acc"].tolist(), abs=1e-6)  # float32
+    random_tb = EventAccumulator(str(out / "tracking" / "tb" / "random_search"))
+    random_tb.Reload()  # the same tags as the search's, so TensorBoard draws both on one chart
+    best = random_tb.Scalars("search/best_val_acc")
+    assert [e.step for e in best] == baseline["models_trained"].tolist()
+    assert best[-1].value == pytest.approx(baseline["val_acc"].max(), abs=1e-6)
     final_tb = EventAccumulator(str(out / "tracking" / "tb" / "final"))
     final_tb.Reload()
     assert math.isclose(final_tb.Scalars("final/test_acc")[0].value, metrics["test_acc"], abs_tol=1e-6)
@@ -65,6 +82,7 @@ def test_track_the_tiny_run(finished: Path, tmp_path: Path, capsys: pytest.Captu
         finished / "results" / "tiny", out, ignore=shutil.ignore_patterns("cache", "logs", "report*")
     )
     assert main(["track", str(out), "--mlflow", "--tensorboard"]) == 0
+    assert "random search models" in capsys.readouterr().out
     check_tracking(out)
     # a second run is refused with one line, and the first one's logs stay as they were
     db = (out / "tracking" / "mlflow.db").read_bytes()

@@ -7,7 +7,10 @@ and ``final/curve.parquet`` where present) and writes ``results/<name>/tracking/
   and ``artifacts/``: one parent run for the search, one nested run per trained candidate (cell,
   level, settings as parameters; the learning curve by epoch, val_acc, params, mult_adds,
   train_seconds as metrics) and a nested ``final`` run (its metrics, per-epoch curve, model.pt);
-- ``tb/``: TensorBoard scalars (``tensorboard --logdir results/<name>/tracking/tb``).
+  beside it one parent run per baseline the run trained (``random_search``), its models nested the
+  same way, so the UI compares the search with its baseline;
+- ``tb/``: TensorBoard scalars (``tensorboard --logdir results/<name>/tracking/tb``): the search and
+  each baseline as runs of their own under the same tags, so their curves share a chart.
 
 An existing tracking folder is refused (remove it to track again), so no run is logged twice; a
 failed write removes what it began.
@@ -19,6 +22,7 @@ import argparse
 import importlib
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    print(f"{len(results.summary)} candidates{' and the final network' if results.final else ''} -> {out}")
+    logged = [f"{len(results.summary)} candidates"]
+    logged += [f"{len(models)} {name.replace('_', ' ')} models" for name, models in results.baselines.items()]
+    final = " and the final network" if results.final else ""
+    print(f"{', '.join(logged)}{final} -> {out}")
     return 0
 
 
@@ -138,8 +145,14 @@ def candidate_curve(row: Any) -> list[tuple[int, float]]:
     return [(int(e), float(v)) for e, v in zip(epochs, curve, strict=True) if math.isfinite(float(v))]
 
 
+def search_label(row: Any) -> str:
+    """A search candidate's run name: its level, its place in training order and its cell."""
+    return f"L{int(row['level'])} #{int(row['models_trained'])} {row['cell']}"
+
+
 def log_mlflow(results: Any, extras: dict[str, Any], out: Path) -> None:
-    """One parent run, a nested run per trained candidate, and a nested final run."""
+    """One parent run, a nested run per trained candidate, and a nested final run; a parent run per
+    baseline with a nested run per model."""
     import time
 
     from mlflow.entities import Metric, Param, RunTag
@@ -166,16 +179,28 @@ def log_mlflow(results: Any, extras: dict[str, Any], out: Path) -> None:
     def scalars(values: dict[str, Any]) -> list[Metric]:
         return [Metric(k, x, now, 0) for k, v in values.items() if (x := number(v)) is not None]
 
+    def model_runs(models: Any, parent: str, label: Callable[[Any], str]) -> list[str]:
+        """A nested run per trained model (a row of ``models``), named by ``label(row)``."""
+        ids = []
+        for _, row in models.iterrows():
+            params = {k: row.get(k) for k in CANDIDATE_PARAMS}
+            metrics = scalars({k: row.get(k) for k in CANDIDATE_METRICS})
+            metrics += [Metric("val_curve", v, now, e) for e, v in candidate_curve(row)]
+            ids.append(new_run(label(row), parent, {**params, **train}, metrics))
+        return ids
+
     train = {f"train.{k}": v for k, v in extras["train"].items()}
     best = {"best_val_acc": results.best["val_acc"], "models_trained": len(results.summary)}
     parent = new_run("search", None, {"best_cell": results.best_cell, **train}, scalars(best))
-    runs = [parent]
-    for _, row in results.summary.iterrows():
-        params = {k: row.get(k) for k in CANDIDATE_PARAMS}
-        metrics = scalars({k: row.get(k) for k in CANDIDATE_METRICS})
-        metrics += [Metric("val_curve", v, now, e) for e, v in candidate_curve(row)]
-        name = f"L{int(row['level'])} #{int(row['models_trained'])} {row['cell']}"
-        runs.append(new_run(name, parent, {**params, **train}, metrics))
+    runs = [parent, *model_runs(results.summary, parent, search_label)]
+    for name, models in results.baselines.items():
+        ok = models[models["status"] == "ok"]
+        top = {"best_val_acc": ok["val_acc"].max() if len(ok) else None, "models_trained": len(models)}
+        baseline = new_run(name, None, dict(train), scalars(top))
+        runs += [
+            baseline,
+            *model_runs(models, baseline, lambda row: f"#{int(row['models_trained'])} {row['cell']}"),
+        ]
     if results.final is not None:
         final_params = {f"final.{k}": v for k, v in extras["final"].items()}
         metrics = scalars({k: v for k, v in results.final.items() if isinstance(v, int | float)})
@@ -198,21 +223,22 @@ def log_mlflow(results: Any, extras: dict[str, Any], out: Path) -> None:
 
 def log_tensorboard(results: Any, extras: dict[str, Any], out: Path) -> None:
     """Scalars by models trained (``search/*``: each candidate's val_acc, the best so far, params,
-    train_seconds) and by epoch (``final/*``: the final network's curve), and the final test accuracy."""
+    train_seconds; in ``search/`` for the search, in ``<baseline>/`` for each baseline) and by epoch (``final/*``: the final network's curve), and the final test accuracy."""
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(str(out / "search")) as writer:
-        best = -math.inf
-        for _, row in results.summary.iterrows():
-            step = int(row["models_trained"])
-            acc = number(row.get("val_acc"))
-            if acc is not None:
-                best = max(best, acc)
-                writer.add_scalar("search/val_acc", acc, step)
-                writer.add_scalar("search/best_val_acc", best, step)
-            for key in ("params", "mult_adds", "train_seconds"):
-                if (x := number(row.get(key))) is not None:
-                    writer.add_scalar(f"search/{key}", x, step)
+    for name, models in {"search": results.summary, **results.baselines}.items():
+        with SummaryWriter(str(out / name)) as writer:
+            best = -math.inf
+            for _, row in models.iterrows():
+                step = int(row["models_trained"])
+                acc = number(row.get("val_acc"))
+                if acc is not None:
+                    best = max(best, acc)
+                    writer.add_scalar("search/val_acc", acc, step)
+                    writer.add_scalar("search/best_val_acc", best, step)
+                for key in ("params", "mult_adds", "train_seconds"):
+                    if (x := number(row.get(key))) is not None:
+                        writer.add_scalar(f"search/{key}", x, step)
     if results.final is None:
         return
     with SummaryWriter(str(out / "final")) as writer:
