@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from synthetic import valid_record
 
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
@@ -143,33 +144,6 @@ def test_candidates_are_checked_before_training(tmp_path: Path, capsys: pytest.C
         assert not (tmp_path / "cache").exists()  # nothing trained
 
 
-def record(cell: str, **changes: object) -> dict:
-    """A valid record of ``cell``."""
-    c = parse(cell)
-    base = {
-        "cell": c.text,
-        "cell_id": c.id,
-        "num_blocks": c.num_blocks,
-        "val_acc": 0.5,
-        "val_curve": [0.5],
-        "curve_epochs": [1],
-        "train_loss": 1.0,
-        "params": 100,
-        "mult_adds": 1000,
-        "train_seconds": 1.0,
-        "epochs": 1,
-        "batch_size": 8,
-        "device": "cpu",
-        "seed": 0,
-        "candidate_seed": 1,
-        "dataset": "d",
-        "settings_hash": "h",
-        "status": "ok",
-        "error": None,
-    }
-    return base | changes
-
-
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -186,11 +160,11 @@ def test_records_are_checked_by_every_reader(
     changes: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "records.parquet"
-    bad = record(CELLS[1]) | changes
+    bad = valid_record(CELLS[1]) | changes
     if "cell" in changes:
         bad["cell_id"] = cell_id(changes["cell"])
     table = pa.Table.from_pylist(
-        [record(CELLS[0]), bad, record(CELLS[2])], schema=pq.read_schema(_schema_file(tmp_path))
+        [valid_record(CELLS[0]), bad, valid_record(CELLS[2])], schema=pq.read_schema(_schema_file(tmp_path))
     )
     pq.write_table(table, path)
     with pytest.raises(
@@ -206,7 +180,7 @@ def test_records_are_checked_by_every_reader(
 def _schema_file(tmp_path: Path) -> Path:
     """A records file written by pnas (for its schema)."""
     path = tmp_path / "schema.parquet"
-    write_records(path, [record(CELLS[3])])
+    write_records(path, [valid_record(CELLS[3])])
     return path
 
 
@@ -217,7 +191,7 @@ def test_cache_entry_whose_content_is_not_its_key_is_retrained_and_replaced(tmp_
     cache = ResultCache(tmp_path / "cache")
     good = parse(CELLS[1])
     key = (good.id, settings.settings_hash(), data.fingerprint, settings.seed)
-    planted = record(CELLS[1], settings_hash=key[1], dataset=key[2], seed=key[3])
+    planted = valid_record(CELLS[1], settings_hash=key[1], dataset=key[2], seed=key[3])
     for content, why in (
         (dict(planted, cell="../../../etc/passwd"), "'../../../etc/passwd'"),
         (dict(planted, cell=CELLS[0]), f"is not the id of cell {CELLS[0]!r}"),

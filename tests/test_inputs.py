@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic import valid_record
 
 from pnas_core.cli import main
 from pnas_core.errors import PnasError
@@ -154,40 +155,12 @@ def test_corrupt_surrogate_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (name, err)
 
 
-def record(cell: str = CELL, **changes: object) -> dict:
-    """A valid training record of ``cell`` (settings "h", dataset "d", seed 0), with ``changes``."""
-    c = parse(cell)
-    base = {
-        "cell": c.text,
-        "cell_id": c.id,
-        "num_blocks": c.num_blocks,
-        "val_acc": 0.5,
-        "val_curve": [0.5],
-        "curve_epochs": [1],
-        "train_loss": 1.0,
-        "params": 100,
-        "mult_adds": 1000,
-        "train_seconds": 1.0,
-        "epochs": 1,
-        "batch_size": 8,
-        "device": "cpu",
-        "seed": 0,
-        "candidate_seed": 1,
-        "dataset": "d",
-        "settings_hash": "h",
-        "status": "ok",
-        "error": None,
-    }
-    base.update(changes)
-    return base
-
-
 ID = parse(CELL).id
 
 
 def test_cache_refuses_nan_and_folders_and_reads_read_only(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path / "cache")
-    path = cache.put(record())
+    path = cache.put(valid_record(CELL))
     assert cache.get(ID, "h", "d", 0)["val_acc"] == 0.5
     entry = json.loads(path.read_text())
     entry["record"]["val_acc"] = float("nan")
@@ -199,7 +172,7 @@ def test_cache_refuses_nan_and_folders_and_reads_read_only(tmp_path: Path) -> No
     with pytest.raises(PnasError, match="is not a file"):
         cache.get(ID, "h", "d", 0)
     path.rmdir()
-    cache.put(record())
+    cache.put(valid_record(CELL))
     if os.geteuid() == 0:
         pytest.skip("root ignores file modes: the read-only part needs an ordinary user")
     for p in [cache.root, *cache.root.rglob("*")]:
