@@ -223,40 +223,18 @@ def test_manifest_names_only_known_predictors(tmp_path: Path, capsys: pytest.Cap
     shutil.copytree(tmp_path / "outside" / "xgb", tmp_path / "run" / "outside_xgb")
     parents = tmp_path / "parents.parquet"
     assert main(["enumerate", "--ops", "sep3x3", "identity", "--out", str(parents)]) == 0
+    score = ["expand-score", "--parents", str(parents), "--surrogate", str(surrogate), "--ops"]
+    score += ["sep3x3", "identity", "--out", str(tmp_path / "scored.parquet")]
     for names, message in (
         (["../outside_xgb"], "names unknown predictor '../outside_xgb'"),
         (["xgb", "xgb"], "names a predictor twice"),
     ):
         (surrogate / "manifest.json").write_text(json.dumps({"predictors": names}))
-        code, err = run(
-            capsys,
-            "expand-score",
-            "--parents",
-            str(parents),
-            "--surrogate",
-            str(surrogate),
-            "--ops",
-            "sep3x3",
-            "identity",
-            "--out",
-            str(tmp_path / "scored.parquet"),
-        )
+        code, err = run(capsys, *score)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     (surrogate / "manifest.json").write_text(json.dumps({"predictors": ["rnn"]}))
     (surrogate / "xgb").rename(surrogate / "rnn")  # a folder named rnn holding an xgb predictor
-    code, err = run(
-        capsys,
-        "expand-score",
-        "--parents",
-        str(parents),
-        "--surrogate",
-        str(surrogate),
-        "--ops",
-        "sep3x3",
-        "identity",
-        "--out",
-        str(tmp_path / "scored.parquet"),
-    )
+    code, err = run(capsys, *score)
     assert code == 2 and "holds a xgb predictor, not rnn" in err, err
 
 
