@@ -14,6 +14,7 @@ import pytest
 import yaml
 from workflow_project import TINY, make_project, planned_jobs, snakemake
 
+from pnas_core.results import load as load_results
 from pnas_core.search.comparison import train_images
 from pnas_core.search.early_stop import EarlyStop
 from pnas_core.search.replicates import read_run
@@ -63,6 +64,8 @@ def test_comparison_table(replicated: Path) -> None:
     for base in STRATEGIES[1:]:
         assert re.search(rf"^pnas +{base} +best +M models ", text, re.M)
         assert re.search(rf"^pnas +{base} +top-5 mean +equal compute ", text, re.M)
+    strategies = load_results(replicated / "results" / "tiny").replicates  # the notebook view of it
+    assert strategies is not None and strategies["strategy"].tolist() == STRATEGIES
     paired = pd.read_csv(out / "paired.csv")
     assert set(paired["baseline"]) == set(STRATEGIES[1:]) and (paired["seeds"] == 2).all()
     assert (out / "replicates.png").stat().st_size > 0 and (out / "replicates.pdf").is_file()

@@ -170,6 +170,11 @@ def test_selection_errors_name_the_problem() -> None:
         Selection(max_params=0)
     with pytest.raises(PnasError, match="pareto_cost"):
         Selection(pareto_cost="latency")
+    # an empty text is a value, refused as the config check refuses it; only a missing or null key
+    # takes the default (the dry run and the jobs once disagreed on pareto_cost: "")
+    for key, message in (("pareto_cost", "pareto_cost must be"), ("select_by", "cannot select by ''")):
+        with pytest.raises(PnasError, match=message):
+            Selection.from_mapping({key: ""})
     uncosted = scored_table(10).drop_columns(["params", "mult_adds"])
     with pytest.raises(PnasError, match=r"no params column.*expand-score --settings"):
         pick(uncosted, 3, Selection(pareto=True))

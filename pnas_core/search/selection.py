@@ -115,12 +115,12 @@ class Selection:
             raise PnasError(f"selection pareto must be true or false, got {pareto!r}")
         budgets = {key: None if number(key, True) is None else int(get(key)) for key in COST_BUDGETS}
         kappa = number("ucb_kappa", False)
-        pareto_cost = get("pareto_cost")
-        return cls(
-            by=get("select_by") or DEFAULT_SELECT_BY,
+        by, pareto_cost = get("select_by"), get("pareto_cost")
+        return cls(  # only a missing or null key takes the default: an empty text is refused
+            by=DEFAULT_SELECT_BY if by is None else by,
             kappa=float(kappa if kappa is not None else DEFAULT_KAPPA),
             pareto=bool(pareto) or ("pareto" not in values and pareto_cost is not None),
-            pareto_cost=pareto_cost or DEFAULT_PARETO_COST,
+            pareto_cost=DEFAULT_PARETO_COST if pareto_cost is None else pareto_cost,
             **budgets,
         )
 
