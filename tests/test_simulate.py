@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pnas_core.cli import main
 from pnas_core.errors import PnasError
 from pnas_core.names import DEFAULT_PREDICTORS
 from pnas_core.search.benchmark import load_table
 from pnas_core.search.progressive import table_costs
-from pnas_core.search.selection import Selection
+from pnas_core.search.selection import Selection, load_selection
 from pnas_core.search.simulate import Simulation, curves, simulate, summarize
 from pnas_core.search.strategies import (
     PnasStrategy,
@@ -294,3 +295,23 @@ def test_early_stopping_simulation_counts_epochs(table) -> None:
     assert row.loc["pnas-es:1+2:0.5::xgb", "full_models"] == 10
     with pytest.raises(PnasError, match="pnas-es takes"):
         simulate(table, ["pnas-es:1"], [0], beam_size=2)
+
+
+def test_a_selection_file_is_the_pnas_strategies_selection(table, tmp_path, capsys) -> None:
+    # what a run's settings/selection.json holds: its selection replaces the pnas texts' options
+    path = tmp_path / "selection.json"
+    path.write_text(f'{{"select_by": "ucb", "ucb_kappa": 2, "max_params": {BUDGET}}}')
+    selection = load_selection(path)
+    by_file = simulate(table, ["pnas:ucb", "random"], [3], beam_size=4, selection=selection)
+    by_text = simulate(table, [f"pnas:ucb@kappa=2,max_params={BUDGET}", "random"], [3], beam_size=4)
+    assert by_file.cells["pnas:ucb"] == by_text.cells[f"pnas:ucb@kappa=2,max_params={BUDGET}"]
+    assert by_file.cells["random"] == by_text.cells["random"]  # a baseline keeps its own text
+    # the command line: a pnas text that selects otherwise, or sets options, is one line naming it
+    for strategies, message in (
+        (["pnas:mean"], "it selects by mean, the selection settings file by ucb"),
+        (["pnas:ucb@kappa=1"], "the selection settings file sets the selection: give no @options"),
+    ):
+        argv = ["simulate", "--selection", str(path), "--strategies", *strategies]
+        assert main([*argv, "--out-dir", str(tmp_path / "out")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything is written

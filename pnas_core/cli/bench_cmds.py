@@ -89,6 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beam-size", type=int, default=16, help="K (default 16; the quick config's is 32)")
     p.add_argument("--budget", type=int, default=None, help="models per strategy (default PNAS's)")
     p.add_argument(
+        "--selection",
+        default=None,
+        help="selection settings of the pnas and pnas-es strategies (JSON or YAML, e.g. a run's "
+        "results/<name>/settings/selection.json): their texts then name the same select_by "
+        "(pnas:ucb for ucb) and give no @options",
+    )
+    p.add_argument(
         "--out-dir", required=True, type=output_dir, help="folder for strategies.csv and the figure"
     )
     p.set_defaults(func=run_simulate, paths=_simulate_paths)
@@ -120,7 +127,7 @@ def _simulate_paths(args: argparse.Namespace) -> Paths:
     from pnas_core.figures.style import figure_paths
 
     return Paths(
-        reads=[args.table, args.settings],
+        reads=[args.table, args.settings, args.selection],
         writes=[args.out_dir / STRATEGIES_FILE, *figure_paths(args.out_dir, FIGURE_STEM)],
     )
 
@@ -253,11 +260,14 @@ def run_simulate(args: argparse.Namespace) -> int:
     from pnas_core.search import comparison
     from pnas_core.search.benchmark import load_table
     from pnas_core.search.progress import TerminalBar
+    from pnas_core.search.selection import load_selection
     from pnas_core.search.simulate import TOP_K, check_strategies, curves, default_budget, simulate, summarize
+    from pnas_core.search.strategies import strategy_kind
 
     if args.seeds < 1:
         raise PnasError(f"--seeds must be at least 1, got {args.seeds}")
-    check_strategies(args.strategies)
+    selection = None if args.selection is None else load_selection(args.selection)
+    check_strategies(args.strategies, selection)
     table = load_table(args.table)
     surrogate = _surrogate(args.settings)
     budget = default_budget(table, args.beam_size) if args.budget is None else args.budget
@@ -271,13 +281,20 @@ def run_simulate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with TerminalBar(runs_planned, "simulate", "run") as bar:
         sim = simulate(
-            table, args.strategies, range(args.seeds), args.beam_size, args.budget, surrogate, progress=bar
+            table,
+            args.strategies,
+            range(args.seeds),
+            args.beam_size,
+            args.budget,
+            surrogate,
+            progress=bar,
+            selection=selection,
         )
     wall = time.perf_counter() - start
     summary = summarize(sim, table)
     curve = curves(sim)
     runs = sim.runs()
-    against = [s for s in args.strategies if s.partition("@")[0].partition(":")[0] in BASELINE_KINDS]
+    against = [s for s in args.strategies if strategy_kind(s) in BASELINE_KINDS]
     compute = comparison.strategy_summary(runs)
     paired = comparison.paired_differences(runs, against) if len(against) < len(args.strategies) else None
     reach = comparison.reach_baseline(runs, against)

@@ -33,6 +33,7 @@ from pnas_core.search.benchmark import BenchmarkTable
 from pnas_core.search.comparison import TOP_K, Runs, train_images, training_cost
 from pnas_core.search.progress import Progress
 from pnas_core.search.progressive import TableEvaluator, table_costs
+from pnas_core.search.selection import Selection
 from pnas_core.search.strategies import Context, check_strategies
 from pnas_core.search.summary import best_row
 from pnas_core.stats import t_interval
@@ -117,10 +118,12 @@ def simulate(
     surrogate: SurrogateSettings = SIMULATION_SURROGATE,
     log: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    selection: Selection | None = None,
 ) -> Simulation:
     """Run every strategy for every seed on the table; ``progress`` (:data:`pnas_core.search.progress.Progress`)
-    is called after each (seed, strategy) run."""
-    parsed = check_strategies(strategies)
+    is called after each (seed, strategy) run; ``selection``: that of the ``pnas`` and ``pnas-es``
+    strategies (:func:`pnas_core.search.strategies.check_strategies`)."""
+    parsed = check_strategies(strategies, selection)
     budget = default_budget(table, beam_size) if budget is None else budget
     if budget < 1:
         raise PnasError(f"budget must be at least 1, got {budget}")

@@ -299,8 +299,22 @@ def _with_selection(strategy: Strategy, options: dict[str, str], selection: Sele
     return dataclasses.replace(strategy, selection=selection)
 
 
-def check_strategies(texts: Sequence[str]) -> dict[str, Strategy]:
-    """The parsed strategies by text; :class:`PnasError` for a bad or repeated text."""
+def check_strategies(texts: Sequence[str], selection: Selection | None = None) -> dict[str, Strategy]:
+    """The parsed strategies by text; :class:`PnasError` for a bad or repeated text. ``selection`` (a
+    selection settings file's) is the selection of every ``pnas`` and ``pnas-es`` text, as
+    :func:`parse_strategy` takes it; the other kinds keep their texts' options."""
     if not texts or len(set(texts)) != len(texts):
         raise PnasError(f"strategies must be distinct and at least one, got {list(texts)}")
-    return {text: parse_strategy(text) for text in texts}
+    return {
+        text: parse_strategy(text, selection if strategy_kind(text) in SELECTING_KINDS else None)
+        for text in texts
+    }
+
+
+SELECTING_KINDS = ("pnas", "pnas-es")
+"""The strategy kinds that pick by a :class:`~pnas_core.search.selection.Selection`."""
+
+
+def strategy_kind(text: str) -> str:
+    """The kind of a strategy text (``pnas:ucb@kappa=2`` -> ``pnas``)."""
+    return text.partition("@")[0].partition(":")[0]
