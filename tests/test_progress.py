@@ -17,10 +17,11 @@ from PIL import Image
 from workflow_project import REPO, make_project, snakemake
 
 from pnas_core.io.records import read_records
-from pnas_core.search.plan import Plan, plan_from_config, read_plan
+from pnas_core.search.plan import Plan, measured_timing, plan_from_config, read_plan
 from pnas_core.search.starter import QUICK
 from pnas_core.space.cells import parse
 from pnas_core.training.cache import ResultCache, cache_key
+from pnas_core.training.train import load_settings
 
 
 def pnas(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -57,6 +58,17 @@ def test_plan_first_then_a_line_per_level_in_the_terminal(finished: Path) -> Non
     assert "] trained " not in err  # per-candidate lines stay in the logs
     for log in (finished / "results" / "tiny" / "logs").rglob("*.log"):
         assert "\r" not in log.read_text(), log
+    # a second run's estimate: the median training time of the run's full-budget records on this device
+    settings = load_settings(finished / "results" / "tiny" / "settings" / "train.json")
+    cache = finished / "results" / "cache"
+    timing = measured_timing(cache, settings.settings_hash(), "cpu")
+    seconds = [
+        r["train_seconds"]
+        for r in ResultCache(cache).full_records()
+        if r["status"] == "ok" and r["settings_hash"] == settings.settings_hash()
+    ]
+    assert timing is not None and timing.seconds == np.median(seconds) and len(seconds) >= plan.models // 2
+    assert measured_timing(cache, settings.settings_hash(), "cuda") is None
 
 
 @pytest.mark.slow

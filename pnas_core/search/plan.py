@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pnas_core.io.atomic import write_json
-from pnas_core.io.text_io import loads_json, read_json
+from pnas_core.io.text_io import read_json
 from pnas_core.space.cells import Space
+from pnas_core.training.cache import ResultCache
 
 PLAN_FILE = "plan.json"
 """The plan's file name in ``results/<name>/``."""
@@ -118,21 +119,13 @@ class Timing:
 def measured_timing(cache_dir: str | os.PathLike[str], settings_hash: str, device: str) -> Timing | None:
     """The median training time of the cached full-budget runs with these training settings on this
     kind of device (``cpu``, ``cuda``), or None when the cache holds none."""
-    times = []
-    for path in Path(cache_dir).glob("*/*.json"):
-        if ".e" in path.stem:  # an early-stopping rung's record: part of a run
-            continue
-        try:
-            record = loads_json(path.read_text())["record"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a corrupt entry: the cache reports it when it is read for training
-        if (
-            isinstance(record, dict)
-            and record.get("settings_hash") == settings_hash
-            and str(record.get("device", "")).split(":")[0] == device
-            and record.get("status") == "ok"
-        ):
-            times.append(float(record["train_seconds"]))
+    times = [
+        float(record["train_seconds"])
+        for record in ResultCache(cache_dir).full_records()
+        if record.get("settings_hash") == settings_hash
+        and str(record.get("device", "")).split(":")[0] == device
+        and record.get("status") == "ok"
+    ]
     if not times:
         return None
     return Timing(statistics.median(times), f"the median of {len(times)} cached run(s) on {device}")

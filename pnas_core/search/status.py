@@ -8,6 +8,7 @@ its stage's line (:func:`stage_line`) to the terminal a user watches.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import statistics
@@ -21,6 +22,7 @@ import pandas as pd
 from pnas_core.io.records import read_metadata, read_records
 from pnas_core.io.tables import read_arrow
 from pnas_core.io.text_io import read_json
+from pnas_core.names import DEFAULT_CACHE_DIR
 from pnas_core.search.plan import Plan, Timing, duration, estimate_text, read_plan
 from pnas_core.space.cells import parse
 from pnas_core.training.cache import ResultCache, cache_key, entry_name
@@ -171,7 +173,9 @@ def run_status(results: str | os.PathLike[str], cache_dir: str | os.PathLike[str
     defaults to the plan's."""
     results = Path(results)
     plan = read_plan(results)
-    cache = ResultCache(cache_dir if cache_dir is not None else (plan.cache_dir if plan else "results/cache"))
+    cache = ResultCache(
+        cache_dir if cache_dir is not None else (plan.cache_dir if plan else DEFAULT_CACHE_DIR)
+    )
     settings_file = results / "settings" / "train.json"
     key = None
     if settings_file.is_file():
@@ -190,7 +194,7 @@ def run_status(results: str | os.PathLike[str], cache_dir: str | os.PathLike[str
             found = [(r, when) for r in records.to_dict("records")]
             status = stage_status(stage, len(records), found)
             span = _span_of(results, stage)
-            stages.append(status if span is None else _with_span(status, span))
+            stages.append(status if span is None else dataclasses.replace(status, span=span))
             continue
         cells = []
         if candidates.is_file():
@@ -208,10 +212,6 @@ def _span_of(results: Path, stage: str) -> float | None:
         if len(with_data) and "s" in with_data:
             spans.append(float(with_data["s"].iloc[-1]))
     return max(spans) if spans else None
-
-
-def _with_span(status: StageStatus, span: float) -> StageStatus:
-    return StageStatus(status.stage, status.planned, status.trained, status.best, status.seconds, span)
 
 
 def _final_text(results: Path) -> str:

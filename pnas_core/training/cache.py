@@ -116,6 +116,19 @@ class ResultCache:
             return None
         return record
 
+    def full_records(self) -> Iterator[dict[str, Any]]:
+        """Every full-budget record the cache holds (rung entries left out), as stored, unchecked;
+        an unreadable entry is skipped silently (:meth:`get` reports it when a run asks for it)."""
+        for path in self.root.glob("*/*.json"):
+            if ".e" in path.stem:  # <key>.e<rung>: a record stopped at a rung (entry_name)
+                continue
+            try:
+                record = loads_json(path.read_text())["record"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if isinstance(record, dict):
+                yield record
+
     def put(self, record: Mapping[str, Any], rung: int | None = None) -> Path:
         """Store ``record`` atomically under its key (as stopped at epoch ``rung``, when given);
         returns the file written."""
